@@ -1,0 +1,142 @@
+"""Error codes, source locations and the error classes of the engine.
+
+Callers: every layer of ``policy_engine``; the CLI maps the classes to exit
+codes. This module must not import anything else from the engine.
+
+Error tree::
+
+    TidegateError
+    ├── PolicyErrors      authoring problems, all of a run (exit 3)
+    ├── InputErrors       bad test, fixture, snapshot or facts file (exit 4)
+    └── UsageError        bad flags or a missing extra (exit 2)
+
+    EvalError             a *value*: a run-time CEL or fact error of one rule
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+
+FOREIGN_TEXT_LIMIT = 256
+
+
+class Severity(str, Enum):
+    """How serious a diagnostic is."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """A position in a file: 1-based line and column, optional end column."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+    end_column: int | None = None
+    end_line: int | None = None
+
+    def __str__(self) -> str:
+        if not self.line:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One located problem: stable code, message, optional hint and context."""
+
+    code: str
+    message: str
+    location: SourceLocation | None = None
+    hint: str | None = None
+    path: str | None = None
+    rule: str | None = None
+    severity: Severity = Severity.ERROR
+    source_line: str | None = field(default=None, compare=False)
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        loc = self.location
+        if loc is None:
+            return ("", 0, 0, self.code)
+        return (loc.file, loc.line, loc.column, self.code)
+
+    def with_location(self, location: SourceLocation, source_line: str | None) -> Diagnostic:
+        return Diagnostic(
+            self.code,
+            self.message,
+            location,
+            self.hint,
+            self.path,
+            self.rule,
+            self.severity,
+            source_line,
+        )
+
+
+def cap(text: str, limit: int = FOREIGN_TEXT_LIMIT) -> str:
+    """Shortens foreign text (library messages, values) to ``limit`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class TidegateError(Exception):
+    """Base of the errors that end a CLI run with a documented exit code."""
+
+    exit_code = 70
+
+
+class _DiagnosticsError(TidegateError):
+    def __init__(self, diagnostics: Iterable[Diagnostic]) -> None:
+        self.diagnostics: tuple[Diagnostic, ...] = tuple(
+            sorted(diagnostics, key=lambda d: d.sort_key)
+        )
+        first = self.diagnostics[0].message if self.diagnostics else "no diagnostics"
+        super().__init__(f"{len(self.diagnostics)} error(s); first: {first}")
+
+    @property
+    def errors(self) -> Sequence[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity is Severity.ERROR]
+
+
+class PolicyErrors(_DiagnosticsError):
+    """Authoring errors in policies or cel HealthChecks (exit 3)."""
+
+    exit_code = 3
+
+
+class InputErrors(_DiagnosticsError):
+    """Errors in tests, fixtures, snapshots or facts files (exit 4)."""
+
+    exit_code = 4
+
+
+class UsageError(TidegateError):
+    """Bad command-line usage or a missing optional extra (exit 2)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True, slots=True)
+class EvalError:
+    """A run-time error of one rule, kept as a value (never raised).
+
+    ``code`` is one of ``eval.*`` or ``fact.*``; ``span`` is the text of the
+    failing part when known.
+    """
+
+    code: str
+    message: str
+    span: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
