@@ -140,3 +140,65 @@ class EvalError:
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"
+
+
+def render_diagnostic(d: Diagnostic) -> str:
+    """Renders one diagnostic in the POLICY-FORMATS.md §11 shape (caret under the span).
+
+    Example::
+
+        policies/p.yaml:45:33: error[cel.undeclared_fact]: no field 'healthySnice' on Environment
+            |
+         45 |         since(variables.staging.healthySnice) >= params.minSoak
+            |                                 ^^^^^^^^^^^^
+            = in spec.rules[1].expression (rule staging-soaked)
+            = hint: did you mean 'healthySince'?
+    """
+    head = f"{d.severity.value}[{d.code}]: {d.message}"
+    loc = d.location
+    lines = [f"{loc}: {head}" if loc is not None else head]
+    if loc is not None and loc.line and d.source_line is not None:
+        number = str(loc.line)
+        blank = " " * (len(number) + 2) + "|"
+        text = d.source_line.rstrip("\r\n")
+        column = max(loc.column, 1)
+        width = 1
+        if loc.end_column is not None and loc.end_column > column:
+            width = loc.end_column - column
+        pad = "".join("\t" if c == "\t" else " " for c in text[: column - 1])
+        pad += " " * max(0, column - 1 - len(text))
+        lines += [blank, f" {number} | {text}", f"{blank} {pad}{'^' * width}"]
+    indent = " " * (len(str(loc.line)) + 2 if loc is not None and loc.line else 4)
+    if d.path:
+        lines.append(f"{indent}= in {d.path}" + (f" (rule {d.rule})" if d.rule else ""))
+    elif d.rule:
+        lines.append(f"{indent}= in rule {d.rule}")
+    if d.hint:
+        lines.append(f"{indent}= hint: {d.hint}")
+    return "\n".join(lines)
+
+
+def render_diagnostics(ds: Iterable[Diagnostic]) -> str:
+    """Renders diagnostics sorted by file, line, column, then a summary line.
+
+    The summary reads ``1 error in 1 file`` or ``3 errors in 2 files, 1 warning``.
+    The result ends with a newline.
+    """
+    ordered = sorted(ds, key=lambda d: d.sort_key)
+    errors = sum(1 for d in ordered if d.severity is Severity.ERROR)
+    warnings = len(ordered) - errors
+    files = len({d.location.file for d in ordered if d.location is not None})
+    where = f" in {files} {_plural(files, 'file')}"
+    if errors:
+        summary = f"{errors} {_plural(errors, 'error')}{where}"
+        if warnings:
+            summary += f", {warnings} {_plural(warnings, 'warning')}"
+    elif warnings:
+        summary = f"{warnings} {_plural(warnings, 'warning')}{where}"
+    else:
+        summary = "no problems"
+    return "".join(render_diagnostic(d) + "\n" for d in ordered) + summary + "\n"
+
+
+def _plural(count: int, word: str) -> str:
+    return word if count == 1 else word + "s"

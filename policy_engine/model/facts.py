@@ -121,6 +121,8 @@ def normalise_root(name: str, value: Any) -> Any:
 def normalise(value: Any, declared: schema.FactType, path: FactPath) -> Any:
     """Converts ``value`` to ``declared``; ``None`` stays ``None`` for every type."""
     if value is None:
+        if isinstance(declared, schema.Record) and declared.always:
+            return _normalise_record({}, declared, path)
         return None
     if isinstance(declared, schema.Record):
         return _normalise_record(value, declared, path)
@@ -145,7 +147,11 @@ def _normalise_record(value: Any, declared: schema.Record, path: FactPath) -> di
             (*path, unknown[0]), f"unknown key {unknown[0]!r} in {declared.name} (keys: {allowed})"
         )
     return {
-        key: normalise(value.get(key), field_type, (*path, key))
+        key: normalise(
+            value.get(key) if value.get(key) is not None else declared.defaults.get(key),
+            field_type,
+            (*path, key),
+        )
         for key, field_type in declared.fields.items()
     }
 
@@ -263,6 +269,51 @@ def errors_below(errors: Sequence[FactError], path: FactPath) -> tuple[FactError
     return tuple(e for e in errors if not is_prefix(path, e.path))
 
 
+def with_overrides(
+    facts: FactSet,
+    assignments: Sequence[tuple[FactPath, Any]],
+    source: str,
+) -> FactSet:
+    """Applies ``path = value`` assignments (``DELETE`` removes); re-normalises touched roots.
+
+    Set values get provenance ``source`` and clear recorded errors at or below
+    their path. Raises FactShapeError for a value of the wrong shape.
+    """
+    values = {k: _copy(v) for k, v in facts.values.items()}
+    errors = facts.errors
+    provenance = dict(facts.provenance)
+    touched: set[str] = set()
+    for path, value in assignments:
+        root = str(path[0])
+        if len(path) == 1:
+            if value is DELETE:
+                values.pop(root, None)
+            else:
+                values[root] = value
+        else:
+            if values.get(root) is None and value is not DELETE:
+                values[root] = {} if isinstance(path[1], str) else []
+            try:
+                set_path(values, path, value)
+            except (KeyError, IndexError, TypeError) as exc:
+                raise FactShapeError(path, f"cannot set {format_path(path)}: no such parent") from exc
+        errors = errors_below(errors, path)
+        provenance[path] = Provenance(source)
+        touched.add(root)
+    for root in touched:
+        if root in values and schema.root_type(root) is not None:
+            values[root] = normalise_root(root, values[root])
+    return replace(facts, values=values, errors=errors, provenance=provenance, digest=None)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
 __all__ = [
     "DELETE",
     "FactError",
@@ -277,4 +328,5 @@ __all__ = [
     "normalise_root",
     "parse_path",
     "set_path",
+    "with_overrides",
 ]

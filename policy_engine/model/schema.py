@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +42,16 @@ class MapOf:
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A map with exactly the listed keys (``null`` when unset)."""
+    """A map with exactly the listed keys (``null`` when unset, else ``defaults``).
+
+    ``always``: an absent record of this type normalises to one with every key
+    set to its default (``rollout.intents`` is always readable).
+    """
 
     name: str
     fields: Mapping[str, FactType] = field(default_factory=dict)
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    always: bool = False
 
     def describe(self) -> str:
         return self.name
@@ -69,6 +76,8 @@ RELEASE = Record(
 INTENTS = Record(
     "Intents",
     {"wantedVersion": STRING, "forceDeploy": STRING, "bypassGates": STRING, "unblockFailed": BOOL},
+    defaults={"unblockFailed": False},
+    always=True,
 )
 ROLLOUT = Record(
     "Rollout",

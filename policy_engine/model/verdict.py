@@ -82,12 +82,22 @@ class RuleResult:
 
 def fold(results: tuple[RuleResult, ...]) -> Decision:
     """POLICY-FORMATS.md §5.3: first match wins, nothing lets an error allow."""
-    blocking = [r for r in results if r.effect is Effect.BLOCK]
-    if any(r.folded is Outcome.FAIL for r in blocking):
-        return Decision.BLOCKED
-    if any(r.folded is Outcome.PENDING for r in blocking):
-        return Decision.PENDING
-    return Decision.ALLOWED
+    return fold_outcomes([(r.effect, r.on_error, r.outcome) for r in results])
+
+
+def fold_outcomes(outcomes: list[tuple[Effect, OnError, Outcome]]) -> Decision:
+    """§5.3 over bare outcomes: errors folded by onError, skips count as passes."""
+    pending = False
+    for effect, on_error, outcome in outcomes:
+        if effect is not Effect.BLOCK:
+            continue
+        folded = outcome
+        if outcome is Outcome.ERROR:
+            folded = Outcome.FAIL if on_error is OnError.BLOCK else Outcome.PENDING
+        if folded is Outcome.FAIL:
+            return Decision.BLOCKED
+        pending = pending or folded is Outcome.PENDING
+    return Decision.PENDING if pending else Decision.ALLOWED
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,220 @@
+"""The primary backend: cel-expr-python (Google's cel-cpp), type-checked and fast.
+
+Callers: ``cel.environment`` only. Hides the pitfalls listed in
+ARCHITECTURE.md §6: datetimes nested in ``dyn`` values become protobuf
+Timestamps, errors returned as values (and exceptions of custom functions,
+which arrive as ``OUT_OF_RANGE``) become ``EvalError``. Never raises from
+``evaluate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+import re
+from datetime import UTC, datetime, timedelta
+from importlib.metadata import version as dist_version
+from typing import Any
+
+from cel_expr_python import cel
+from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, message_factory
+from google.protobuf import timestamp_pb2
+
+from policy_engine.cel.backend import CelCompileError, CelEnv, classify_message
+from policy_engine.cel.library.semver import parse_semver
+from policy_engine.cel.types import CelType, FunctionDecl, LibraryError, Overload, Semver
+from policy_engine.errors import EvalError, cap
+
+SEMVER_MESSAGE = "tidegate.lib.Semver"
+_FUNCTION_ERROR = "tidegate.function: "
+
+
+@dataclass(frozen=True, slots=True)
+class CppProgram:
+    source: str
+    result_type: CelType
+    expression: Any
+    env: Any
+
+
+@dataclass(slots=True)
+class CppBound:
+    data: dict[str, Any]
+    activations: dict[int, Any] = field(default_factory=dict)
+
+
+class CppBackend:
+    """cel-expr-python behind the CelBackend protocol."""
+
+    name = "cel-expr-python"
+
+    def __init__(self) -> None:
+        self.version = dist_version("cel-expr-python")
+        self._pool = descriptor_pool.DescriptorPool()
+        self._pool.Add(_semver_file())
+        self._semver_class = message_factory.GetMessageClass(
+            self._pool.FindMessageTypeByName(SEMVER_MESSAGE)
+        )
+        self._envs: dict[int, tuple[CelEnv, Any]] = {}
+
+    # -- compile ---------------------------------------------------------------
+    def compile(self, expr: str, env: CelEnv) -> CppProgram:
+        native = self._native_env(env)
+        try:
+            expression = native.compile(expr)
+        except RuntimeError as exc:
+            raise _compile_error(str(exc)) from exc
+        return CppProgram(expr, _cel_type_of(expression.return_type()), expression, native)
+
+    def _native_env(self, env: CelEnv) -> Any:
+        cached = self._envs.get(id(env))
+        if cached is not None and cached[0] is env:
+            return cached[1]
+        variables = {name: self._type(t) for name, t in env.variables.items()}
+        functions = [self._function(decl) for decl in env.functions if decl.compiled_as is None]
+        native = cel.NewEnv(self._pool, variables=variables, functions=functions)
+        self._envs[id(env)] = (env, native)
+        return native
+
+    def _function(self, decl: FunctionDecl) -> Any:
+        return cel.FunctionDecl(decl.name, [self._overload(o) for o in decl.overloads])
+
+    def _overload(self, overload: Overload) -> Any:
+        return cel.Overload(
+            overload.id,
+            self._type(overload.result),
+            [self._type(p) for p in overload.params],
+            is_member=overload.member,
+            impl=self._adapt(overload.impl),
+        )
+
+    def _adapt(self, impl: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            try:
+                result = impl(*(self._from_native(a) for a in args))
+            except LibraryError as exc:
+                raise ValueError(_FUNCTION_ERROR + str(exc)) from exc
+            return self._to_native(result)
+
+        return call
+
+    def _type(self, cel_type: CelType) -> Any:
+        if cel_type is CelType.SEMVER:
+            return cel.Type(SEMVER_MESSAGE)
+        return _TYPES[cel_type]
+
+    # -- bind and evaluate -----------------------------------------------------
+    def bind(self, variables: Mapping[str, object], *, base: CppBound | None = None) -> CppBound:
+        data = dict(base.data) if base is not None else {}
+        for name, value in variables.items():
+            data[name] = self._to_native(value)
+        return CppBound(data)
+
+    def evaluate(self, program: CppProgram, bound: CppBound) -> object | EvalError:
+        key = id(program.env)
+        activation = bound.activations.get(key)
+        if activation is None:
+            activation = program.env.Activation(bound.data)
+            bound.activations[key] = activation
+        try:
+            value = program.expression.eval(activation)
+        except RuntimeError as exc:  # missing variables surface as exceptions
+            return _eval_error(str(exc))
+        if value.type() == cel.Type.ERROR:
+            return _eval_error(str(value.value()))
+        return self._from_native(value.plain_value())
+
+    # -- value conversion ------------------------------------------------------
+    def _to_native(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self._to_native(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._to_native(v) for v in value]
+        if isinstance(value, datetime):
+            stamp = timestamp_pb2.Timestamp()
+            stamp.FromDatetime(value)
+            return stamp
+        if isinstance(value, timedelta):
+            span = duration_pb2.Duration()
+            span.FromTimedelta(value)
+            return span
+        if isinstance(value, Semver):
+            # build metadata never takes part in equality or precedence
+            return self._semver_class(text=str(replace(value, build=())))
+        return value
+
+    def _from_native(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: self._from_native(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._from_native(v) for v in value]
+        if isinstance(value, timestamp_pb2.Timestamp):
+            return value.ToDatetime(tzinfo=UTC)
+        if isinstance(value, duration_pb2.Duration):
+            return value.ToTimedelta()
+        if isinstance(value, self._semver_class):
+            return parse_semver(value.text)
+        return value
+
+
+_TYPES: dict[CelType, Any] = {
+    CelType.BOOL: cel.Type.BOOL,
+    CelType.INT: cel.Type.INT,
+    CelType.UINT: cel.Type.UINT,
+    CelType.DOUBLE: cel.Type.DOUBLE,
+    CelType.STRING: cel.Type.STRING,
+    CelType.BYTES: cel.Type.BYTES,
+    CelType.TIMESTAMP: cel.Type.TIMESTAMP,
+    CelType.DURATION: cel.Type.DURATION,
+    CelType.LIST: cel.Type.List(cel.Type.DYN),
+    CelType.MAP: cel.Type.Map(cel.Type.STRING, cel.Type.DYN),
+    CelType.DOUBLE_MAP: cel.Type.Map(cel.Type.STRING, cel.Type.DOUBLE),
+    CelType.DYN: cel.Type.DYN,
+    CelType.NULL: cel.Type.NULL,
+}
+
+
+def _cel_type_of(native: Any) -> CelType:
+    name = str(native.name()).lower()
+    for cel_type in CelType:
+        if name == cel_type.value.lower():
+            return cel_type
+    if name.startswith("list"):
+        return CelType.LIST
+    if name.startswith("map"):
+        return CelType.MAP
+    if name == SEMVER_MESSAGE.lower():
+        return CelType.SEMVER
+    return CelType.DYN
+
+
+def _semver_file() -> descriptor_pb2.FileDescriptorProto:
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tidegate/lib/semver.proto", package="tidegate.lib", syntax="proto3"
+    )
+    message = proto.message_type.add(name="Semver")
+    message.field.add(
+        name="text", number=1, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING, label=1
+    )
+    return proto
+
+
+def _compile_error(text: str) -> CelCompileError:
+    """Turns cel-cpp's ``ERROR: <input>:L:C: msg`` text into a located error."""
+    match = re.search(r"<input>:(\d+):(\d+): (.*?)(?:\n|$)", text)
+    if match is None:
+        return CelCompileError("cel.check", cap(text))
+    line, column, message = int(match.group(1)), int(match.group(2)), match.group(3)
+    code = "cel.parse" if "Syntax error" in message else "cel.check"
+    if "undeclared reference to '" in message and "(in container" in message:
+        code = "cel.unknown_function" if "function" in message else "cel.check"
+    return CelCompileError(code, cap(message), line=line, column=column)
+
+
+def _eval_error(text: str) -> EvalError:
+    message = text.split(": ", 1)[1] if text[:2].isupper() and ": " in text else text
+    message = message.replace(" [OUT_OF_RANGE]", "").replace(" [INVALID_ARGUMENT]", "")
+    if _FUNCTION_ERROR in message:
+        detail = message.split(_FUNCTION_ERROR, 1)[1]
+        return EvalError("eval.function", cap(detail.strip()))
+    return EvalError(classify_message(message), cap(message.strip()))

@@ -1,0 +1,178 @@
+"""Evaluation: compiled policies × facts → one Verdict per candidate (POLICY-FORMATS.md §5).
+
+Callers: the CLI (``eval``), ``testing``, ``replaying``, the controller. The
+one ``evaluate()`` all of them share. Pure: never reads the clock, never
+raises for rule or fact errors (they are ``error`` results folded by
+``onError``), never lets an error allow a release.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import Any
+
+from policy_engine.cel.backend import CelBackend
+from policy_engine.compiling import CompiledPolicy, CompiledRule
+from policy_engine.errors import EvalError
+from policy_engine.evaluation.attaching import attached_policies, disabled_builtins
+from policy_engine.evaluation.binding import CandidateContext, bind_facts, candidate_context
+from policy_engine.evaluation.rules import NOT_APPLICABLE, RawResult, RuleRunner
+from policy_engine.evaluation.timeline import Member, Timeline
+from policy_engine.model.facts import FactSet
+from policy_engine.model.policy import Effect, Origin
+from policy_engine.model.verdict import (
+    Evaluation,
+    Outcome,
+    PolicyRef,
+    RuleResult,
+    Verdict,
+    fold,
+)
+
+DEFAULT_HORIZON = timedelta(days=90)
+DISABLED_BY_ROLLOUT = "DisabledByRollout"
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Per-run settings: horizon, param overrides by policy ref, explicit candidates."""
+
+    horizon: timedelta = DEFAULT_HORIZON
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    candidates: Sequence[Mapping[str, Any]] | None = None
+    hypothetical: frozenset[str] = frozenset()
+    check_attachment: bool = True
+
+
+def evaluate(
+    policies: Sequence[CompiledPolicy],
+    facts: FactSet,
+    backend: CelBackend,
+    options: Options | None = None,
+) -> Evaluation:
+    """Evaluates every attached policy for every candidate."""
+    options = options or Options()
+    attached = attached_policies(policies, facts.values) if options.check_attachment else list(
+        policies)
+    disabled, diagnostics = disabled_builtins(facts.values, attached)
+    runner = RuleRunner(backend, facts)
+    base = bind_facts(backend, facts.values, facts.now)
+    candidates = options.candidates
+    if candidates is None:
+        recorded = facts.values.get("candidates")
+        candidates = recorded if isinstance(recorded, list) else []
+    verdicts = tuple(
+        _verdict(runner, attached, facts, base, candidate, disabled, options)
+        for candidate in candidates
+    )
+    return Evaluation(
+        now=facts.now,
+        now_source=facts.now_source,
+        verdicts=verdicts,
+        policies=tuple(
+            PolicyRef(p.ref, p.policy.origin is Origin.BUILTIN, p.digest, p.policy.file)
+            for p in attached
+        ),
+        backend=f"{backend.name} {backend.version}",
+        facts_digest=facts.digest,
+        diagnostics=tuple(diagnostics),
+    )
+
+
+def _verdict(
+    runner: RuleRunner,
+    policies: Sequence[CompiledPolicy],
+    facts: FactSet,
+    base: Any,
+    candidate: Mapping[str, Any],
+    disabled: frozenset[str],
+    options: Options,
+) -> Verdict:
+    context = candidate_context(runner.backend, base, facts.now, candidate, options.params)
+    timeline = Timeline(runner, context, facts.values, facts.now + options.horizon)
+    results: list[RuleResult] = []
+    members: list[Member] = []
+    for policy in policies:
+        gate = _match(runner, policy, context)
+        for rule in policy.rules:
+            started = time.perf_counter_ns()
+            if policy.policy.origin is Origin.BUILTIN and rule.name in disabled:
+                raw = RawResult(Outcome.SKIP, reason=DISABLED_BY_ROLLOUT)
+            else:
+                raw = gate or runner.raw(rule, context.for_policy(policy))
+            result, dynamic = _result(runner, timeline, policy, rule, raw, context)
+            results.append(_timed(result, started))
+            members.append(Member(policy, rule, result.outcome, dynamic))
+    decision = fold(tuple(results))
+    next_change = timeline.decision_change(members, decision)
+    warnings = tuple(r.rule_id for r in results
+                     if r.effect is Effect.WARN and r.outcome not in (Outcome.PASS, Outcome.SKIP))
+    return Verdict(
+        candidate=candidate,
+        decision=decision,
+        results=tuple(results),
+        now=facts.now,
+        next_change=next_change,
+        hypothetical=str(candidate.get("tag")) in options.hypothetical,
+        warnings=warnings,
+    )
+
+
+def _match(runner: RuleRunner, policy: CompiledPolicy, context: CandidateContext) -> RawResult | None:
+    """None when all matchConditions hold; else the result every rule gets."""
+    binding = context.for_policy(policy)
+    for name, expr in policy.match_conditions:
+        value = runner.boolean(expr, binding)
+        if isinstance(value, EvalError):
+            return RawResult(Outcome.ERROR, error=EvalError(
+                value.code, f"matchCondition {name}: {value.message}"))
+        if not value:
+            return RawResult(Outcome.SKIP, reason=NOT_APPLICABLE)
+    return None
+
+
+def _result(
+    runner: RuleRunner,
+    timeline: Timeline,
+    policy: CompiledPolicy,
+    rule: CompiledRule,
+    raw: RawResult,
+    context: CandidateContext,
+) -> tuple[RuleResult, bool]:
+    outcome, next_change, opaque = raw.outcome, None, False
+    dynamic = rule.reads_now and raw.outcome is not Outcome.SKIP and raw.reason is None
+    if dynamic:
+        outcome, next_change, opaque = timeline.rule_change(policy, rule, raw)
+    binding = context.for_policy(policy)
+    shown = runner.present(rule, binding, outcome)
+    return RuleResult(
+        policy=policy.ref,
+        rule=rule.name,
+        rule_id=rule.rule_id,
+        kind=rule.kind,
+        outcome=outcome,
+        effect=rule.effect,
+        on_error=rule.on_error,
+        reason=raw.reason or rule.reason,
+        message=shown.message if outcome is not Outcome.PASS else "",
+        error=raw.error,
+        next_change=next_change,
+        outputs=shown.outputs,
+        output_errors=shown.output_errors,
+        message_error=shown.message_error,
+        checks=raw.checks,
+        reads=rule.reads,
+        location=rule.location,
+        time_dependent=dynamic,
+        opaque_time=opaque,
+    ), dynamic
+
+
+def _timed(result: RuleResult, started: int) -> RuleResult:
+    return replace(result, duration_ns=time.perf_counter_ns() - started)
+
+
+__all__ = ["DEFAULT_HORIZON", "Options", "evaluate"]

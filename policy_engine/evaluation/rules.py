@@ -1,0 +1,142 @@
+"""The result of one rule for one candidate (POLICY-FORMATS.md §5.2).
+
+Callers: ``evaluation`` (at ``now`` and at time edges). Errors are values:
+a failing expression yields an ``error`` outcome whose code names the cause,
+with fact errors (``fact.*``) taking precedence when the rule read an
+unavailable fact. Never raises for rule or fact problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policy_engine.cel.backend import CelBackend
+from policy_engine.compiling import CompiledExpr, CompiledRule
+from policy_engine.errors import EvalError, cap
+from policy_engine.evaluation.binding import PolicyBinding
+from policy_engine.model.facts import FactSet
+from policy_engine.model.verdict import CheckResult, Outcome
+
+
+@dataclass(frozen=True, slots=True)
+class RawResult:
+    """A rule's outcome before time edges and presentation are added."""
+
+    outcome: Outcome
+    reason: str | None = None
+    error: EvalError | None = None
+    checks: tuple[CheckResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Presentation:
+    message: str
+    message_error: EvalError | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    output_errors: Mapping[str, EvalError] = field(default_factory=dict)
+
+
+NOT_APPLICABLE = "NotApplicable"
+
+
+class RuleRunner:
+    """Evaluates rules of one policy binding, mapping errors to fact errors."""
+
+    def __init__(self, backend: CelBackend, facts: FactSet) -> None:
+        self.backend = backend
+        self.facts = facts
+
+    def value(self, expr: CompiledExpr, binding: PolicyBinding) -> object | EvalError:
+        result = self.backend.evaluate(expr.checked.program, binding.bound)
+        if isinstance(result, EvalError):
+            return self.explain_error(result, expr, binding)
+        return result
+
+    def explain_error(
+        self, error: EvalError, expr: CompiledExpr, binding: PolicyBinding
+    ) -> EvalError:
+        """Replaces a generic error by the fact or variable error that caused it."""
+        reads = tuple(expr.checked.analysis.reads)
+        fact_error = self.facts.error_for(reads)
+        if fact_error is not None:
+            return EvalError(fact_error.code, cap(fact_error.message), error.span)
+        for path in reads:
+            if path[:1] == ("variables",) and len(path) > 1:
+                failed = binding.variable_errors.get(str(path[1]))
+                if failed is not None:
+                    return EvalError(failed.code, f"variable {path[1]}: {failed.message}")
+        return error
+
+    def boolean(self, expr: CompiledExpr, binding: PolicyBinding) -> bool | EvalError:
+        result = self.value(expr, binding)
+        if isinstance(result, EvalError | bool):
+            return result
+        return EvalError("eval.type_error", f"expected bool, got {type(result).__name__}")
+
+    def raw(self, rule: CompiledRule, binding: PolicyBinding) -> RawResult:
+        """when → pendingWhen → body, as §5.2 orders them."""
+        if rule.when is not None:
+            when = self.boolean(rule.when, binding)
+            if isinstance(when, EvalError):
+                return RawResult(Outcome.ERROR, error=when)
+            if not when:
+                return RawResult(Outcome.SKIP, reason=NOT_APPLICABLE)
+        pending = False
+        if rule.pending_when is not None:
+            pending_value = self.boolean(rule.pending_when, binding)
+            if isinstance(pending_value, EvalError):
+                return RawResult(Outcome.ERROR, error=pending_value)
+            pending = pending_value
+        body, checks = self.body(rule, binding)
+        if pending:
+            return RawResult(Outcome.PENDING, checks=checks)
+        if isinstance(body, EvalError):
+            return RawResult(Outcome.ERROR, error=body, checks=checks)
+        return RawResult(Outcome.PASS if body else Outcome.FAIL, checks=checks)
+
+    def body(
+        self, rule: CompiledRule, binding: PolicyBinding
+    ) -> tuple[bool | EvalError, tuple[CheckResult, ...]]:
+        if rule.body is not None:
+            return self.boolean(rule.body, binding), ()
+        checks = tuple(CheckResult(name, self.boolean(expr, binding)) for name, expr in rule.checks)
+        return fold_checks(rule.mode, checks), checks
+
+    def present(
+        self, rule: CompiledRule, binding: PolicyBinding, outcome: Outcome
+    ) -> Presentation:
+        """Message for non-pass results, outputs for non-skip results."""
+        message = rule.message
+        message_error: EvalError | None = None
+        if outcome not in (Outcome.PASS, Outcome.SKIP) and rule.message_expression is not None:
+            value = self.value(rule.message_expression, binding)
+            if isinstance(value, str) and value:
+                message = value
+            else:
+                message_error = value if isinstance(value, EvalError) else EvalError(
+                    "eval.type_error", "messageExpression gave an empty or non-string value")
+        outputs: dict[str, Any] = {}
+        output_errors: dict[str, EvalError] = {}
+        if outcome is not Outcome.SKIP:
+            for name, expr in rule.outputs:
+                value = self.value(expr, binding)
+                if isinstance(value, EvalError):
+                    output_errors[name] = value
+                else:
+                    outputs[name] = value
+        return Presentation(message, message_error, outputs, output_errors)
+
+
+def fold_checks(mode: str, checks: tuple[CheckResult, ...]) -> bool | EvalError:
+    """``all``: any false → false, else any error → error, else true; ``any`` mirrors."""
+    decisive = mode != "all"
+    if any(c.value is decisive for c in checks):
+        return decisive
+    errors = [c.value for c in checks if isinstance(c.value, EvalError)]
+    if errors:
+        first = errors[0]
+        assert isinstance(first, EvalError)
+        return first
+    return not decisive

@@ -1,0 +1,144 @@
+"""How one candidate's results change as ``now`` moves: rule and decision nextChange.
+
+Callers: ``evaluation`` only. Implements POLICY-FORMATS.md §5.4: facts are
+frozen, only ``now`` moves up to the horizon; edges are tried in ascending
+order and the first where the result (or decision) differs is reported.
+A time-dependent ``fail`` that passes at a later edge is ``pending``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from policy_engine.compiling import CompiledPolicy, CompiledRule
+from policy_engine.evaluation import edges
+from policy_engine.evaluation.binding import CandidateContext
+from policy_engine.evaluation.rules import RawResult, RuleRunner
+from policy_engine.model.policy import Effect
+from policy_engine.model.verdict import Decision, Outcome, fold_outcomes
+
+RuleKey = tuple[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A rule taking part in the decision, with its outcome at ``now``."""
+
+    policy: CompiledPolicy
+    rule: CompiledRule
+    outcome: Outcome
+    dynamic: bool
+
+
+class Timeline:
+    """Lazily evaluates a candidate's time-dependent rules at their edges."""
+
+    def __init__(
+        self,
+        runner: RuleRunner,
+        context: CandidateContext,
+        facts: Mapping[str, Any],
+        horizon: datetime,
+    ) -> None:
+        self.runner = runner
+        self.context = context
+        self.facts = facts
+        self.horizon = horizon
+        self._contexts: dict[datetime, CandidateContext] = {}
+        self._raw: dict[tuple[RuleKey, datetime], RawResult] = {}
+        self._edges: dict[RuleKey, list[datetime] | None] = {}
+
+    def raw_at(self, policy: CompiledPolicy, rule: CompiledRule, instant: datetime) -> RawResult:
+        key = ((id(policy), rule.name), instant)
+        found = self._raw.get(key)
+        if found is None:
+            context = self._contexts.get(instant)
+            if context is None:
+                context = self.context.at(instant)
+                self._contexts[instant] = context
+            found = self.runner.raw(rule, context.for_policy(policy))
+            self._raw[key] = found
+        return found
+
+    def edges_of(self, policy: CompiledPolicy, rule: CompiledRule) -> list[datetime] | None:
+        """All edges of a rule within the horizon; None when its use of now is opaque."""
+        key = (id(policy), rule.name)
+        if key not in self._edges:
+            self._edges[key] = self._compute_edges(policy, rule)
+        return self._edges[key]
+
+    def _compute_edges(self, policy: CompiledPolicy, rule: CompiledRule) -> list[datetime] | None:
+        binding = self.context.for_policy(policy)
+        now = self.context.now
+        try:
+            sources = [
+                edges.site_edges(site, policy, self.runner.backend, binding.bound, self.facts,
+                                 now, self.horizon)
+                for site in rule.time_sites
+            ]
+            return list(edges.merged(sources, now))
+        except edges.OpaqueTime:
+            return None
+
+    def first_edge(
+        self,
+        policy: CompiledPolicy,
+        rule: CompiledRule,
+        after: datetime,
+        predicate: Callable[[RawResult], bool],
+    ) -> datetime | None:
+        for instant in self.edges_of(policy, rule) or ():
+            if instant > after and predicate(self.raw_at(policy, rule, instant)):
+                return instant
+        return None
+
+    def outcome_at(self, policy: CompiledPolicy, rule: CompiledRule, instant: datetime) -> Outcome:
+        """The rule's outcome at ``instant`` with the fail → pending rule applied."""
+        raw = self.raw_at(policy, rule, instant).outcome
+        if raw is Outcome.FAIL and self.first_edge(policy, rule, instant, _passes) is not None:
+            return Outcome.PENDING
+        return raw
+
+    def rule_change(
+        self, policy: CompiledPolicy, rule: CompiledRule, raw: RawResult
+    ) -> tuple[Outcome, datetime | None, bool]:
+        """(outcome at now, the rule's nextChange, opaque) for a time-dependent rule."""
+        if self.edges_of(policy, rule) is None:
+            return raw.outcome, None, True
+        now = self.context.now
+        if raw.outcome is Outcome.FAIL:
+            opens = self.first_edge(policy, rule, now, _passes)
+            return (Outcome.PENDING, opens, False) if opens else (Outcome.FAIL, None, False)
+        if raw.outcome in (Outcome.PASS, Outcome.PENDING):
+            current = raw.outcome
+            changes = self.first_edge(policy, rule, now, lambda r: r.outcome is not current)
+            return current, changes, False
+        return raw.outcome, None, False
+
+    def decision_change(self, members: list[Member], decision: Decision) -> datetime | None:
+        """The first edge at which the candidate's decision differs from ``decision``."""
+        dynamic = [m for m in members if m.dynamic and m.rule.effect is Effect.BLOCK]
+        if not dynamic:
+            return None
+        sources: list[Iterator[datetime]] = []
+        for member in dynamic:
+            found = self.edges_of(member.policy, member.rule)
+            if found is None:
+                return None
+            sources.append(iter(found))
+        for instant in edges.merged(sources, self.context.now):
+            outcomes = [
+                (m.rule.effect, m.rule.on_error,
+                 self.outcome_at(m.policy, m.rule, instant) if m.dynamic else m.outcome)
+                for m in members
+            ]
+            if fold_outcomes(outcomes) is not decision:
+                return instant
+        return None
+
+
+def _passes(result: RawResult) -> bool:
+    return result.outcome is Outcome.PASS
