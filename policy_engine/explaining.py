@@ -155,7 +155,8 @@ class Explainer:
             children = tuple(self.node(policy, c, binding) for c in node.children)
         elif node.kind in OPERANDS:
             operands = tuple(
-                Operand(c.text, self.value(policy, c.text, binding), self.operand_facts(c))
+                Operand(c.text, self.value(policy, c.text, binding),
+                        self.operand_facts(policy, c))
                 for c in node.children
             )
         return ExplainNode(node.text, node.kind if not node.name else node.name, value,
@@ -182,11 +183,19 @@ class Explainer:
                 self._programs[key] = None
         return self._programs[key]
 
-    def operand_facts(self, node: parsing.Node) -> tuple[str, ...]:
-        paths = {
-            format_path(path) for path in _static_reads(node)
-        }
-        return tuple(sorted(paths))
+    def operand_facts(self, policy: CompiledPolicy, node: parsing.Node) -> tuple[str, ...]:
+        """Fact paths an operand reads (through variables too), with their provenance."""
+        scope = variables.Scope(variables={
+            name: (expr.checked.analysis.chain_type, expr.checked.analysis.reads)
+            for name, expr in policy.variables})
+        shown: list[str] = []
+        for path in sorted(variables.analyse(node, scope).reads, key=format_path):
+            if path[:1] in (("params",), ("variables",), ("now",)):
+                continue
+            provenance = self.facts.provenance_of(path)
+            where = f": {provenance.describe()}" if provenance else ""
+            shown.append(format_path(path) + where)
+        return tuple(shown)
 
     def fact_reads(self, reads: frozenset[FactPath]) -> tuple[FactRead, ...]:
         out: list[FactRead] = []
@@ -215,8 +224,3 @@ class Explainer:
                                    s.active, s.because) for s in states),
             result.next_change,
         )
-
-
-def _static_reads(node: parsing.Node) -> list[FactPath]:
-    scope = variables.Scope(params=frozenset(), metrics=None, variables={})
-    return sorted(variables.analyse(node, scope).reads, key=format_path)

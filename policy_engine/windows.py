@@ -21,7 +21,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from policy_engine.model.policy import WindowEntrySpec, WindowSpec
+from policy_engine.model.policy import WindowSpec
 from policy_engine.model.times import ensure_aware
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -98,18 +98,7 @@ def parse_window(raw: Mapping[str, Any]) -> Window:
 
 def window_from_spec(spec: WindowSpec) -> Window:
     """Builds a Window from the policy model (``spec.windows[]``)."""
-    return parse_window(
-        {
-            "name": spec.name,
-            "timezone": spec.timezone,
-            "allow": [_entry_map(e) for e in spec.allow],
-            "deny": [_entry_map(e) for e in spec.deny],
-        }
-    )
-
-
-def _entry_map(spec: WindowEntrySpec) -> dict[str, Any]:
-    return {"name": spec.name, "days": spec.days, "between": spec.between, "dates": spec.dates}
+    return parse_window(spec.model_dump())
 
 
 def _check_zone(window: str, zone: Any) -> None:

@@ -89,7 +89,8 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
         rules = _rule_filter(args.rule, policies)
         streams.out.write(text.evaluation_text(
             result, facts, header, explanations,
-            text.TextOptions(color=streams.color(args.color), display_tz=display_tz,
+            text.TextOptions(color=streams.color(args.color), glyphs=args.color != "never",
+                             display_tz=display_tz,
                              explain=explain_mode, rules=rules)))
     return _exit(result, args.release, fail_on)
 
@@ -257,4 +258,3 @@ def _tzdata() -> str:
         return "system"
 
 
-__all__ = ["register", "run", "InputErrors", "datetime"]

@@ -49,7 +49,7 @@ class Timeline:
         self.horizon = horizon
         self._contexts: dict[datetime, CandidateContext] = {}
         self._raw: dict[tuple[RuleKey, datetime], RawResult] = {}
-        self._edges: dict[RuleKey, list[datetime] | None] = {}
+        self._edges: dict[RuleKey, LazyEdges | None] = {}
 
     def raw_at(self, policy: CompiledPolicy, rule: CompiledRule, instant: datetime) -> RawResult:
         key = ((id(policy), rule.name), instant)
@@ -63,14 +63,14 @@ class Timeline:
             self._raw[key] = found
         return found
 
-    def edges_of(self, policy: CompiledPolicy, rule: CompiledRule) -> list[datetime] | None:
-        """All edges of a rule within the horizon; None when its use of now is opaque."""
+    def edges_of(self, policy: CompiledPolicy, rule: CompiledRule) -> LazyEdges | None:
+        """The edges of a rule within the horizon, computed on demand; None when opaque."""
         key = (id(policy), rule.name)
         if key not in self._edges:
             self._edges[key] = self._compute_edges(policy, rule)
         return self._edges[key]
 
-    def _compute_edges(self, policy: CompiledPolicy, rule: CompiledRule) -> list[datetime] | None:
+    def _compute_edges(self, policy: CompiledPolicy, rule: CompiledRule) -> LazyEdges | None:
         binding = self.context.for_policy(policy)
         now = self.context.now
         try:
@@ -79,9 +79,9 @@ class Timeline:
                                  now, self.horizon)
                 for site in rule.time_sites
             ]
-            return list(edges.merged(sources, now))
         except edges.OpaqueTime:
             return None
+        return LazyEdges(edges.merged(sources, now))
 
     def first_edge(
         self,
@@ -121,7 +121,7 @@ class Timeline:
     def decision_change(self, members: list[Member], decision: Decision) -> datetime | None:
         """The first edge at which the candidate's decision differs from ``decision``."""
         dynamic = [m for m in members if m.dynamic and m.rule.effect is Effect.BLOCK]
-        if not dynamic:
+        if not dynamic or _blocked_for_good(members):
             return None
         sources: list[Iterator[datetime]] = []
         for member in dynamic:
@@ -129,6 +129,13 @@ class Timeline:
             if found is None:
                 return None
             sources.append(iter(found))
+        try:
+            return self._first_flip(members, decision, sources)
+        except edges.OpaqueTime:
+            return None
+
+    def _first_flip(self, members: list[Member], decision: Decision,
+                    sources: list[Iterator[datetime]]) -> datetime | None:
         for instant in edges.merged(sources, self.context.now):
             outcomes = [
                 (m.rule.effect, m.rule.on_error,
@@ -138,6 +145,42 @@ class Timeline:
             if fold_outcomes(outcomes) is not decision:
                 return instant
         return None
+
+
+class LazyEdges:
+    """Ascending edges pulled from a generator once and replayed from a cache."""
+
+    def __init__(self, source: Iterator[datetime]) -> None:
+        self._source = source
+        self._seen: list[datetime] = []
+        self.opaque = False
+
+    def __iter__(self) -> Iterator[datetime]:
+        index = 0
+        while True:
+            if index < len(self._seen):
+                yield self._seen[index]
+                index += 1
+                continue
+            try:
+                following = next(self._source)
+            except StopIteration:
+                return
+            except edges.OpaqueTime:
+                self.opaque = True
+                return
+            self._seen.append(following)
+
+
+def _blocked_for_good(members: list[Member]) -> bool:
+    """A blocking rule fails for the whole horizon: nothing but new facts can help.
+
+    Static rules keep their result; a time-dependent ``fail`` means no edge in
+    the horizon makes it pass (else it would be ``pending``).
+    """
+    lasting = [(m.rule.effect, m.rule.on_error, m.outcome) for m in members
+               if not m.dynamic or m.outcome is Outcome.FAIL]
+    return fold_outcomes(lasting) is Decision.BLOCKED
 
 
 def _passes(result: RawResult) -> bool:

@@ -34,6 +34,7 @@ DECISION_STYLE = {Decision.ALLOWED: "bold green", Decision.PENDING: "bold yellow
 @dataclass(frozen=True, slots=True)
 class TextOptions:
     color: bool = False
+    glyphs: bool = True
     display_tz: tzinfo | None = None
     width: int = 110
     explain: str = "fails"
@@ -118,8 +119,8 @@ def _candidate(out: Console, verdict: Verdict, explained: Sequence[RuleExplanati
 def _rule(out: Console, result: RuleResult, explanation: RuleExplanation | None,
           options: TextOptions, now: datetime) -> None:
     glyph, color, word = GLYPHS[result.outcome]
-    mark = glyph if options.color else word
-    line = (f"  [{color}]{mark}[/] {escape(result.rule_id)}  {result.kind.value}  "
+    mark = f"[{color}]{glyph}[/] " if options.glyphs else ""
+    line = (f"  {mark}{escape(result.rule_id)}  {result.kind.value}  "
             f"{result.effect.value}  {word}  {escape(result.reason)}")
     out.print(line)
     if result.message:

@@ -107,7 +107,9 @@ def test_window_from_spec_equals_the_parsed_map() -> None:
         name="business-hours",
         timezone="Europe/Berlin",
         allow=(
-            WindowEntrySpec(name="mon-thu", days=("Mon", "Tue", "Wed", "Thu"), between="09:00-17:00"),
+            WindowEntrySpec(
+                name="mon-thu", days=("Mon", "Tue", "Wed", "Thu"), between="09:00-17:00"
+            ),
             WindowEntrySpec(name="friday-morning", days=("Fri",), between="09:00-12:00"),
         ),
         deny=(WindowEntrySpec(name="holiday-freeze", dates="2026-12-19..2027-01-06"),),
@@ -141,6 +143,16 @@ def test_a_repeated_fall_back_hour_is_inside_the_window_on_both_passes() -> None
         at("2026-10-25T02:45:00+02:00"),
         at("2026-10-25T02:15:00+01:00"),
         at("2026-10-25T02:45:00+01:00"),
+    ]
+
+
+def test_clocks_going_back_close_an_entry_that_spans_the_end_of_the_repeated_hour() -> None:
+    w = between("Europe/Berlin", "02:30-03:30")
+    assert flips(w, "2026-10-25T00:00:00+02:00", "2026-10-25T12:00:00+01:00") == [
+        at("2026-10-25T02:30:00+02:00"),
+        at("2026-10-25T03:00:00+02:00"),  # = 02:00+01:00, the clocks go back
+        at("2026-10-25T02:30:00+01:00"),
+        at("2026-10-25T03:30:00+01:00"),
     ]
 
 
@@ -402,32 +414,27 @@ def test_missing_name_and_entry_shapes_are_rejected() -> None:
 
 # ---------------------------------------------------------------- property: brute force agrees
 
-ZONES = [
-    "UTC",
-    "Europe/Berlin",
-    "America/New_York",
-    "Australia/Lord_Howe",
-    "Australia/Sydney",
-    "America/Santiago",
-    "America/Sao_Paulo",
-    "Pacific/Chatham",
-    "Asia/Kolkata",
-]
-ANCHORS = [  # near DST changes of the zones above, and one ordinary week
-    datetime(2026, 3, 8, tzinfo=UTC),
-    datetime(2026, 3, 29, tzinfo=UTC),
-    datetime(2026, 4, 5, tzinfo=UTC),
-    datetime(2026, 9, 6, tzinfo=UTC),
-    datetime(2026, 9, 27, tzinfo=UTC),
-    datetime(2026, 10, 4, tzinfo=UTC),
-    datetime(2026, 10, 25, tzinfo=UTC),
-    datetime(2026, 11, 1, tzinfo=UTC),
-    datetime(2018, 2, 18, tzinfo=UTC),
-    datetime(2018, 11, 4, tzinfo=UTC),
-    datetime(2026, 6, 10, tzinfo=UTC),
+ZONE_ANCHORS = [  # (zone, a day with one of its offset changes)
+    ("Europe/Berlin", date(2026, 3, 29)),
+    ("Europe/Berlin", date(2026, 10, 25)),
+    ("America/New_York", date(2026, 3, 8)),
+    ("America/New_York", date(2026, 11, 1)),
+    ("Australia/Lord_Howe", date(2026, 4, 5)),
+    ("Australia/Lord_Howe", date(2026, 10, 4)),
+    ("Australia/Sydney", date(2026, 4, 5)),
+    ("Australia/Sydney", date(2026, 10, 4)),
+    ("America/Santiago", date(2026, 4, 5)),
+    ("America/Santiago", date(2026, 9, 6)),
+    ("America/Sao_Paulo", date(2018, 2, 18)),
+    ("America/Sao_Paulo", date(2018, 11, 4)),
+    ("Pacific/Chatham", date(2026, 4, 5)),
+    ("Pacific/Chatham", date(2026, 9, 27)),
+    ("UTC", date(2026, 6, 10)),
+    ("Asia/Kolkata", date(2026, 6, 10)),
 ]
 SPAN = timedelta(days=3)
-TIMES = st.integers(0, 96).map(lambda q: q * 15)  # 00:00 … 24:00 in quarter hours
+NEAR_CHANGES = [0, 30, 60, 90, 105, 120, 135, 150, 165, 180, 210, 240, 1380, 1410, 1425, 1440]
+TIMES = st.one_of(st.integers(0, 96).map(lambda q: q * 15), st.sampled_from(NEAR_CHANGES))
 
 
 @st.composite
@@ -447,20 +454,21 @@ def entries(draw: st.DrawFn, near: date) -> dict[str, Any]:
 
 @st.composite
 def cases(draw: st.DrawFn) -> tuple[Window, datetime]:
-    start = draw(st.sampled_from(ANCHORS)) + timedelta(minutes=draw(st.integers(-2880, 1440)))
-    near = start.date()
+    zone, anchor = draw(st.sampled_from(ZONE_ANCHORS))
+    midnight = datetime(anchor.year, anchor.month, anchor.day, tzinfo=UTC)
+    start = midnight + timedelta(minutes=draw(st.integers(-2880, 1440)))
     raw = {
         "name": "w",
-        "timezone": draw(st.sampled_from(ZONES)),
-        "allow": draw(st.lists(entries(near), max_size=3)),
-        "deny": draw(st.lists(entries(near), max_size=2)),
+        "timezone": zone,
+        "allow": draw(st.lists(entries(anchor), max_size=3)),
+        "deny": draw(st.lists(entries(anchor), max_size=2)),
     }
     return parse_window(raw), start
 
 
 def brute_force(w: Window, start: datetime, end: datetime) -> list[datetime]:
-    """Every whole minute where is_open differs from the minute before (all zones in
-    ZONES change offset on whole minutes, so every real transition is on one)."""
+    """Every whole minute where is_open differs from the minute before (the zones
+    above change offset on whole minutes, so every real transition is on one)."""
     found: list[datetime] = []
     state = is_open(w, start)
     minute = start + timedelta(minutes=1)

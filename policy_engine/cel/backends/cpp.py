@@ -5,12 +5,18 @@ ARCHITECTURE.md §6: datetimes nested in ``dyn`` values become protobuf
 Timestamps, errors returned as values (and exceptions of custom functions,
 which arrive as ``OUT_OF_RANGE``) become ``EvalError``. Never raises from
 ``evaluate``.
+
+cel-expr-python 0.1.3 returns ``None`` for every CEL ``null`` in a result
+without taking a reference (CPython < 3.12 then frees ``None`` and aborts);
+``_plain`` restores exactly one reference per ``None`` it receives. A test
+evaluates null-bearing results thousands of times to keep this honest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+import ctypes
 import re
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as dist_version
@@ -122,7 +128,7 @@ class CppBackend:
             return _eval_error(str(exc))
         if value.type() == cel.Type.ERROR:
             return _eval_error(str(value.value()))
-        return self._from_native(value.plain_value())
+        return self._from_native(_plain(value))
 
     # -- value conversion ------------------------------------------------------
     def _to_native(self, value: Any) -> Any:
@@ -172,6 +178,29 @@ _TYPES: dict[CelType, Any] = {
     CelType.DYN: cel.Type.DYN,
     CelType.NULL: cel.Type.NULL,
 }
+
+
+def _plain(value: Any) -> Any:
+    """``Value.plain_value()`` with the reference to ``None`` the binding forgets restored."""
+    plain = value.plain_value()
+    for _ in range(_count_none(plain)):
+        _INCREF(None)
+    return plain
+
+
+def _count_none(value: Any) -> int:
+    if value is None:
+        return 1
+    if isinstance(value, dict):
+        return sum(_count_none(v) for v in value.values())
+    if isinstance(value, list):
+        return sum(_count_none(v) for v in value)
+    return 0
+
+
+_INCREF = ctypes.pythonapi.Py_IncRef
+_INCREF.argtypes = [ctypes.py_object]
+_INCREF.restype = None
 
 
 def _cel_type_of(native: Any) -> CelType:
