@@ -35,7 +35,6 @@ from policy_engine.model.yamlsource import (
     YamlError,
     YamlSourceMap,
     did_you_mean,
-    format_doc_path,
     read_yaml_documents,
     schema_diagnostics,
 )
@@ -45,8 +44,12 @@ BUILTIN_LABEL = "tidegate.dev/builtin"
 _PARAM_KEYS = frozenset({"type", "default", "description"})
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RULE_PATH = re.compile(r"^spec\.rules\[(\d+)\]")
-_NAMED_SECTIONS = (("rules", "rule"), ("windows", "window"), ("variables", "variable"),
-                   ("matchConditions", "match condition"))  # fmt: skip
+_NAMED_SECTIONS = (
+    ("rules", "rule"),
+    ("windows", "window"),
+    ("variables", "variable"),
+    ("matchConditions", "match condition"),
+)
 
 
 def load_policy_text(text: str, file: str, origin: Origin | None = None) -> list[Policy]:
@@ -64,9 +67,7 @@ def load_policy_text(text: str, file: str, origin: Origin | None = None) -> list
     return policies
 
 
-def load_policy_paths(
-    paths: Sequence[str | Path], *, origin: Origin | None = None
-) -> list[Policy]:
+def load_policy_paths(paths: Sequence[str | Path], *, origin: Origin | None = None) -> list[Policy]:
     """Loads files and directories (recursive ``*.yaml``/``*.yml``, sorted).
 
     Problems of every file are collected into one PolicyErrors.
@@ -112,9 +113,13 @@ def _policy_files(paths: Sequence[str | Path], problems: list[Diagnostic]) -> li
         elif path.is_file():
             files.append(path)
         else:
-            problems.append(Diagnostic("input.unknown_reference",
-                                       f"policy path {str(path)!r} does not exist",
-                                       SourceLocation(str(path))))  # fmt: skip
+            problems.append(
+                Diagnostic(
+                    "input.unknown_reference",
+                    f"policy path {str(path)!r} does not exist",
+                    SourceLocation(str(path)),
+                )
+            )
     return files
 
 
@@ -122,8 +127,11 @@ def _read(file: Path, problems: list[Diagnostic]) -> str | None:
     try:
         data = file.read_bytes()
     except OSError as exc:
-        problems.append(Diagnostic("yaml.syntax", cap(f"cannot read file: {exc.strerror}"),
-                                   SourceLocation(str(file))))  # fmt: skip
+        problems.append(
+            Diagnostic(
+                "yaml.syntax", cap(f"cannot read file: {exc.strerror}"), SourceLocation(str(file))
+            )
+        )
         return None
     try:
         return data.decode("utf-8")
@@ -131,38 +139,57 @@ def _read(file: Path, problems: list[Diagnostic]) -> str | None:
         before = data[: exc.start].decode("utf-8", errors="replace")
         line = before.count("\n") + 1
         column = len(before) - (before.rfind("\n") + 1) + 1
-        problems.append(Diagnostic(
-            "yaml.syntax", f"file is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset "
-            f"{exc.start}", SourceLocation(str(file), line, column), "save the file as UTF-8",
-        ))  # fmt: skip
+        problems.append(
+            Diagnostic(
+                "yaml.syntax",
+                f"file is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
+                SourceLocation(str(file), line, column),
+                "save the file as UTF-8",
+            )
+        )
         return None
 
 
-def _load_text(text: str, file: str, origin: Origin | None) -> tuple[list[Policy], list[Diagnostic]]:
+def _load_text(
+    text: str, file: str, origin: Origin | None
+) -> tuple[list[Policy], list[Diagnostic]]:
     try:
         documents = read_yaml_documents(text, file)
     except YamlError as exc:
         return [], list(exc.diagnostics)
     if all(raw is None for raw, _ in documents):
-        return [], [Diagnostic("policy.schema", "the file holds no YAML document",
-                               SourceLocation(file, 1, 1), "a policy file needs apiVersion, "
-                               "kind, metadata and spec")]  # fmt: skip
+        return [], [
+            Diagnostic(
+                "policy.schema",
+                "the file holds no YAML document",
+                SourceLocation(file, 1, 1),
+                "a policy file needs apiVersion, kind, metadata and spec",
+            )
+        ]
     policies: list[Policy] = []
     problems: list[Diagnostic] = []
     for raw, source in documents:
         if raw is None:
             continue
         if not isinstance(raw, dict):
-            problems.append(source.diagnostic(
-                "policy.schema", f"expected a policy document (a mapping with apiVersion, kind, "
-                f"metadata, spec), got a {type(raw).__name__}", ()))  # fmt: skip
+            problems.append(
+                source.diagnostic(
+                    "policy.schema",
+                    f"expected a policy document (a mapping with apiVersion, kind, "
+                    f"metadata, spec), got a {type(raw).__name__}",
+                    (),
+                )
+            )
             continue
         kind = raw.get("kind")
         if isinstance(kind, str) and kind not in POLICY_KINDS:
             hint = did_you_mean(kind, POLICY_KINDS)
             if hint is not None:  # a typo of a policy kind; other kinds are not ours to judge
-                problems.append(source.diagnostic("policy.schema", f"unknown kind {kind!r}",
-                                                  ("kind",), hint=hint))  # fmt: skip
+                problems.append(
+                    source.diagnostic(
+                        "policy.schema", f"unknown kind {kind!r}", ("kind",), hint=hint
+                    )
+                )
             continue
         policy, found = _load_document(raw, source, file, origin)
         problems += found
@@ -182,8 +209,10 @@ def _load_document(
     except ValidationError as exc:
         bad = [tuple(e["loc"]) for e in exc.errors(include_url=False)]
         params = ("spec", "params")
-        problems += schema_diagnostics(exc, PolicyDocument, source, "policy.schema",
-                                       skip_under=(params,))  # fmt: skip
+        found = schema_diagnostics(
+            exc, PolicyDocument, source, "policy.schema", skip_under=(params,)
+        )
+        problems += _with_rules(found, raw)
         bad = [loc for loc in bad if not (loc[:2] == params and len(loc) > 2)]
 
     def clean(path: DocPath) -> bool:
@@ -225,18 +254,20 @@ class _Reporter:
         self.spec = spec
         self.out = out
 
-    def __call__(self, code: str, message: str, path: DocPath, *, key: bool = False,
-                 hint: str | None = None) -> None:  # fmt: skip
+    def __call__(
+        self, code: str, message: str, path: DocPath, *, key: bool = False, hint: str | None = None
+    ) -> None:
         full = ("spec", *path)
-        self.out.append(self.source.diagnostic(code, message, full, key=key, hint=hint,
-                                               rule=self.rule(full)))  # fmt: skip
+        self.out.append(
+            self.source.diagnostic(code, message, full, key=key, hint=hint, rule=self.rule(full))
+        )
 
     def rule(self, path: DocPath) -> str | None:
         if len(path) > 2 and path[1] == "rules" and isinstance(path[2], int):
-            rules = self.spec.get("rules")
-            if isinstance(rules, list) and path[2] < len(rules) and isinstance(rules[path[2]], dict):
-                name = rules[path[2]].get("name")
-                return name if isinstance(name, str) else None
+            rules = _list(self.spec.get("rules"))
+            rule = _dict(rules[path[2]]) if path[2] < len(rules) else {}
+            name = rule.get("name")
+            return name if isinstance(name, str) else None
         return None
 
     def line(self, path: DocPath) -> int:
@@ -246,29 +277,38 @@ class _Reporter:
 def _named(items: Any) -> list[tuple[int, str]]:
     if not isinstance(items, list):
         return []
-    return [(i, item["name"]) for i, item in enumerate(items)
-            if isinstance(item, dict) and isinstance(item.get("name"), str)]  # fmt: skip
+    return [
+        (i, item["name"])
+        for i, item in enumerate(items)
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    ]
 
 
 def _check_duplicates(spec: dict[str, Any], report: _Reporter) -> None:
     groups: list[tuple[str, list[tuple[DocPath, str]]]] = []
     for section, what in _NAMED_SECTIONS:
         groups.append((what, [((section, i, "name"), n) for i, n in _named(spec.get(section))]))
-    for i, rule in enumerate(spec.get("rules") if isinstance(spec.get("rules"), list) else []):
-        for body in ("all", "any") if isinstance(rule, dict) else ():
-            checks = _named(rule.get(body))
+    for i, rule in enumerate(_list(spec.get("rules"))):
+        for body in ("all", "any"):
+            checks = _named(_dict(rule).get(body))
             groups.append(("check", [(("rules", i, body, j, "name"), n) for j, n in checks]))
-    for i, window in enumerate(spec.get("windows") if isinstance(spec.get("windows"), list) else []):
-        entries = [((part, j, "name"), n) for part in ("allow", "deny")
-                   for j, n in _named(window.get(part) if isinstance(window, dict) else None)]
+    for i, window in enumerate(_list(spec.get("windows"))):
+        entries = [
+            ((part, j, "name"), n)
+            for part in ("allow", "deny")
+            for j, n in _named(_dict(window).get(part))
+        ]
         groups.append(("window entry", [(("windows", i, *p), n) for p, n in entries]))
     for what, names in groups:
         first: dict[str, DocPath] = {}
         for path, name in names:
             if name in first:
-                report("policy.duplicate_id",
-                       f"duplicate {what} name {name!r} (first on line {report.line(first[name])})",
-                       path, hint=f"{what} names must be unique in a policy")
+                report(
+                    "policy.duplicate_id",
+                    f"duplicate {what} name {name!r} (first on line {report.line(first[name])})",
+                    path,
+                    hint=f"{what} names must be unique in a policy",
+                )
             first.setdefault(name, path)
 
 
@@ -279,33 +319,57 @@ def _check_window_references(spec: dict[str, Any], report: _Reporter) -> None:
         name = rule.get("window") if isinstance(rule, dict) else None
         if isinstance(name, str) and name not in declared:
             hint = did_you_mean(name, declared) or "declare it under spec.windows"
-            report("policy.unknown_reference", f"rule window {name!r} names no window of this "
-                   f"policy (windows: {', '.join(declared) or 'none'})", ("rules", i, "window"),
-                   hint=hint)  # fmt: skip
+            report(
+                "policy.unknown_reference",
+                f"rule window {name!r} names no window of this "
+                f"policy (windows: {', '.join(declared) or 'none'})",
+                ("rules", i, "window"),
+                hint=hint,
+            )
 
 
-def _check_targets(raw: dict[str, Any], spec: dict[str, Any], origin: Origin,
-                   report: _Reporter, clean: Callable[[DocPath], bool]) -> None:  # fmt: skip
+def _check_targets(
+    raw: dict[str, Any],
+    spec: dict[str, Any],
+    origin: Origin,
+    report: _Reporter,
+    clean: Callable[[DocPath], bool],
+) -> None:
     if origin is Origin.BUILTIN or not clean(("spec", "targets")):
         return
-    targets = spec.get("targets") if isinstance(spec.get("targets"), dict) else {}
+    targets = _dict(spec.get("targets"))
     where: DocPath = ("targets",) if "targets" in spec else ()
     kind = raw.get("kind")
     if kind == "ClusterRolloutPolicy" and targets.get("namespaceSelector") is None:
-        report("policy.target", "ClusterRolloutPolicy has no spec.targets.namespaceSelector",
-               where, key=True, hint="use namespaceSelector: {} to select every namespace")
+        report(
+            "policy.target",
+            "ClusterRolloutPolicy has no spec.targets.namespaceSelector",
+            where,
+            key=True,
+            hint="use namespaceSelector: {} to select every namespace",
+        )
     elif kind == "RolloutPolicy":
         if targets.get("rolloutSelector") is None and not targets.get("targetRefs"):
-            report("policy.target", "RolloutPolicy has neither spec.targets.rolloutSelector nor "
-                   "spec.targets.targetRefs", where, key=True,
-                   hint="use rolloutSelector: {} to attach to every Rollout of the namespace")
+            report(
+                "policy.target",
+                "RolloutPolicy has neither spec.targets.rolloutSelector nor "
+                "spec.targets.targetRefs",
+                where,
+                key=True,
+                hint="use rolloutSelector: {} to attach to every Rollout of the namespace",
+            )
         if targets.get("namespaceSelector") is not None:
-            report("policy.target", "namespaceSelector is only valid in a ClusterRolloutPolicy",
-                   ("targets", "namespaceSelector"), key=True)  # fmt: skip
+            report(
+                "policy.target",
+                "namespaceSelector is only valid in a ClusterRolloutPolicy",
+                ("targets", "namespaceSelector"),
+                key=True,
+            )
 
 
-def _check_windows(spec: dict[str, Any], report: _Reporter,
-                   clean: Callable[[DocPath], bool]) -> None:  # fmt: skip
+def _check_windows(
+    spec: dict[str, Any], report: _Reporter, clean: Callable[[DocPath], bool]
+) -> None:
     items = spec.get("windows")
     if not isinstance(items, list) or not items:
         return
@@ -317,13 +381,11 @@ def _check_windows(spec: dict[str, Any], report: _Reporter,
         try:
             windows.parse_window(raw)
         except windows.WindowSyntaxError as exc:
-            field = getattr(exc, "field", None)
             try:
-                inner: DocPath = parse_path(field) if isinstance(field, str) and field else ()
+                inner: DocPath = parse_path(exc.field) if exc.field else ()
             except PathSyntaxError:
                 inner = ()
-            report("policy.schema", f"window {raw.get('name')!r}: {exc}",
-                   ("windows", i, *inner), hint=getattr(exc, "hint", None))  # fmt: skip
+            report("policy.schema", str(exc), ("windows", i, *inner), hint=exc.hint)
 
 
 def _check_params(spec: dict[str, Any], report: _Reporter) -> None:
@@ -331,28 +393,47 @@ def _check_params(spec: dict[str, Any], report: _Reporter) -> None:
     for name, raw in params.items() if isinstance(params, dict) else ():
         path: DocPath = ("params", name)
         if not _IDENTIFIER.match(name):
-            report("policy.schema", f"param name {name!r} is not a CEL identifier", path,
-                   key=True, hint="use letters, digits and '_' (params.minSoak)")  # fmt: skip
+            report(
+                "policy.schema",
+                f"param name {name!r} is not a CEL identifier",
+                path,
+                key=True,
+                hint="use letters, digits and '_' (params.minSoak)",
+            )
         full = isinstance(raw, dict) and "type" in raw
         if full and (set(raw) <= _PARAM_KEYS or raw["type"] in PARAM_TYPES):
             for key in sorted(set(raw) - _PARAM_KEYS):
-                report("policy.schema", f"unknown field {key!r} in spec.params.{name}",
-                       (*path, key), key=True, hint=did_you_mean(key, sorted(_PARAM_KEYS)))
+                report(
+                    "policy.schema",
+                    f"unknown field {key!r} in spec.params.{name}",
+                    (*path, key),
+                    key=True,
+                    hint=did_you_mean(key, sorted(_PARAM_KEYS)),
+                )
             kind, value, where = raw["type"], raw.get("default"), (*path, "default")
             if kind not in PARAM_TYPES:
-                report("policy.schema", f"param {name!r}: unknown type {kind!r} (types: "
-                       f"{', '.join(PARAM_TYPES)})", (*path, "type"),
-                       hint=did_you_mean(str(kind), PARAM_TYPES))  # fmt: skip
+                report(
+                    "policy.schema",
+                    f"param {name!r}: unknown type {kind!r} (types: {', '.join(PARAM_TYPES)})",
+                    (*path, "type"),
+                    hint=did_you_mean(str(kind), PARAM_TYPES),
+                )
                 continue
             if not isinstance(raw.get("description", ""), str):
-                report("policy.schema", f"param {name!r}: description must be a string",
-                       (*path, "description"))  # fmt: skip
+                report(
+                    "policy.schema",
+                    f"param {name!r}: description must be a string",
+                    (*path, "description"),
+                )
         else:
             kind, value, where = infer_param_type(raw), raw, path
         problem = _default_problem(kind, value)
         if problem is not None:
-            report("policy.schema", f"param {name!r}: default {value!r:.60} is not a valid "
-                   f"{kind}: {problem}", where)  # fmt: skip
+            report(
+                "policy.schema",
+                f"param {name!r}: default {value!r:.60} is not a valid {kind}: {problem}",
+                where,
+            )
 
 
 def _default_problem(kind: str, value: Any) -> str | None:
@@ -384,13 +465,17 @@ def _duplicate_policies(policies: Sequence[Policy]) -> list[Diagnostic]:
     for policy in policies:
         key = (policy.document.kind, policy.namespace, policy.name)
         first = seen.setdefault(key, policy)
-        if first is policy or policy.source is None:
+        if first is policy or not isinstance(policy.source, YamlSourceMap):
             continue
         line = first.source.locate(("metadata", "name"))[0] if first.source else 0
-        problems.append(policy.source.diagnostic(  # type: ignore[attr-defined]
-            "policy.duplicate_id", f"{key[0]} {policy.ref!r} is already defined in "
-            f"{first.file}:{line}", ("metadata", "name"),
-            hint="policy names must be unique per kind and namespace"))  # fmt: skip
+        problems.append(
+            policy.source.diagnostic(
+                "policy.duplicate_id",
+                f"{key[0]} {policy.ref!r} is already defined in {first.file}:{line}",
+                ("metadata", "name"),
+                hint="policy names must be unique per kind and namespace",
+            )
+        )
     return problems
 
 
@@ -398,21 +483,27 @@ def _with_rules(problems: list[Diagnostic], raw: Mapping[str, Any]) -> list[Diag
     spec = raw.get("spec")
     rules = spec.get("rules") if isinstance(spec, dict) else None
     out: list[Diagnostic] = []
-    for d in problems:
-        match = _RULE_PATH.match(d.path or "")
-        if d.rule is None and match and isinstance(rules, list):
+    for problem in problems:
+        match = _RULE_PATH.match(problem.path or "")
+        name = None
+        if problem.rule is None and match and isinstance(rules, list):
             index = int(match.group(1))
-            rule = rules[index] if index < len(rules) else None
-            name = rule.get("name") if isinstance(rule, dict) else None
-            d = replace(d, rule=name) if isinstance(name, str) else d
-        out.append(d)
+            name = _dict(rules[index] if index < len(rules) else None).get("name")
+        out.append(replace(problem, rule=name) if isinstance(name, str) else problem)
     return out
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 __all__ = [
     "BUILTIN_LABEL",
     "POLICY_KINDS",
-    "format_doc_path",
     "load_builtin_policies",
     "load_policy_paths",
     "load_policy_text",

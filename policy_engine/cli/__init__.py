@@ -96,10 +96,10 @@ def _dispatch(arguments: list[str], streams: common.Streams) -> int:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 2
         return 0 if code == 0 else 2
-    if not getattr(args, "run", None):
+    if not getattr(args, "handler", None):
         parser.print_help(streams.out)
         return 2
-    result: int = args.run(args, streams)
+    result: int = args.handler(args, streams)
     return result
 
 

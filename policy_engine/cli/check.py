@@ -26,7 +26,7 @@ def register(sub: Any) -> None:
     parser.add_argument("paths", nargs="*", metavar="PATH")
     parser.add_argument("--strict", action="store_true", help="warnings are errors")
     parser.add_argument("--max-errors", type=int, default=50)
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:

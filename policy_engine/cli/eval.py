@@ -47,7 +47,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--horizon", default="2160h", metavar="DUR")
     parser.add_argument("--fail-on", default="blocked,pending")
     parser.add_argument("--display-tz", default=None, metavar="ZONE")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:

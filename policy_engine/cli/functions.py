@@ -20,7 +20,7 @@ def register(sub: Any) -> None:
     parser.add_argument("name", nargs="?", help="one function")
     parser.add_argument("--facts", action="store_true", help="the fact roots and records")
     parser.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:

@@ -33,7 +33,7 @@ def register(sub: Any) -> None:
     parser.add_argument("--explain", nargs="?", const="fails", default="fails",
                         choices=["fails", "all"])
     parser.add_argument("--report", action="append", default=[], metavar="FORMAT=PATH")
-    parser.set_defaults(run=run)
+    parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:

@@ -110,7 +110,7 @@ class RuleRunner:
         """Message for non-pass results, outputs for non-skip results."""
         message = rule.message
         message_error: EvalError | None = None
-        if outcome not in (Outcome.PASS, Outcome.SKIP) and rule.message_expression is not None:
+        if outcome in (Outcome.FAIL, Outcome.PENDING) and rule.message_expression is not None:
             value = self.value(rule.message_expression, binding)
             if isinstance(value, str) and value:
                 message = value

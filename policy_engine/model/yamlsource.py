@@ -24,6 +24,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
+from ruamel.yaml.composer import MaxDepthExceededError
 from ruamel.yaml.error import YAMLError, YAMLWarning
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
@@ -33,12 +34,17 @@ DocPath = tuple[str | int, ...]
 MAX_DEPTH = 100
 MAX_NODES = 1_000_000
 _TAG = "tag:yaml.org,2002:"
-_ESCAPES = {
-    "0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v", "f": "\f",
-    "r": "\r", "e": "\x1b", " ": " ", '"': '"', "/": "/", "\\": "\\", "N": "\x85",
-    "_": "\xa0", "L": "\u2028", "P": "\u2029",
-}  # fmt: skip
+_ESCAPES = dict(
+    zip('0abt\tnvfre "/\\N_LP', '\0\a\b\t\t\n\v\f\r\x1b "/\\\x85\xa0\u2028\u2029', strict=True)
+)
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+
+
+def located(
+    code: str, message: str, file: str, line: int = 0, column: int = 0, **extra: Any
+) -> Diagnostic:
+    """A Diagnostic at ``file:line:column`` (``extra``: hint, source_line, ...)."""
+    return Diagnostic(code, cap(message), SourceLocation(file, line, column), **extra)
 
 
 class YamlError(Exception):
@@ -101,13 +107,6 @@ class YamlSourceMap:
             return line + 1, col + 1
         return node.line + 1, node.col + 1
 
-    def locate_key(self, path: DocPath) -> tuple[int, int]:
-        """1-based position of the mapping key naming ``path`` (its value when not a key)."""
-        node = self._nodes.get(tuple(path))
-        if node is not None and node.key is not None:
-            return node.key[0] + 1, node.key[1] + 1
-        return self.locate(path)
-
     def location(
         self, path: DocPath, *, key: bool = False, offset: int = 0, width: int = 0
     ) -> SourceLocation:
@@ -116,7 +115,7 @@ class YamlSourceMap:
         exact = node is not None and found == tuple(path)
         if node is not None and exact and key and node.key is not None:
             line, col, end = node.key
-            return SourceLocation(self.file, line + 1, col + 1, end + 1)
+            return SourceLocation(self.file, line + 1, col + 1, end + 1 if end > col else None)
         if node is not None and exact and width <= 0 and offset <= 0 and node.value is not None:
             one_line = node.end_line == node.line and node.end_col > node.col
             end = node.end_col + 1 if one_line else None
@@ -136,16 +135,10 @@ class YamlSourceMap:
         severity: Severity = Severity.ERROR,
     ) -> Diagnostic:
         """A located diagnostic at ``path`` (its key with ``key=True``), with the source line."""
-        location = self.location(path, key=key)
+        where = self.location(path, key=key)
+        text = self.line_text(where.line)
         return Diagnostic(
-            code,
-            cap(message),
-            location,
-            hint,
-            format_doc_path(path) or None,
-            rule,
-            severity,
-            self.line_text(location.line),
+            code, cap(message), where, hint, format_doc_path(path) or None, rule, severity, text
         )
 
     def line_text(self, line: int) -> str:
@@ -181,6 +174,25 @@ def format_doc_path(path: Sequence[str | int]) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
+
+
+def decode_text(data: bytes, file: str) -> str:
+    """Decodes a file's bytes as UTF-8; raises YamlError (``yaml.syntax``) at the bad byte."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start].decode("utf-8", errors="replace")
+        line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+        bad = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        problem = located(
+            "yaml.syntax",
+            f"file is not UTF-8 text: {bad}",
+            file,
+            line,
+            column,
+            hint="save the file as UTF-8",
+        )
+        raise YamlError([problem]) from exc
 
 
 def normalise_text(text: str) -> str:
@@ -228,17 +240,22 @@ def _syntax_problem(exc: Exception, file: str, text: str, starts: list[int]) -> 
         col = index - starts[line]
     problem = getattr(exc, "problem", None)
     context = getattr(exc, "context", None)
-    if problem:
+    if isinstance(exc, MaxDepthExceededError):
+        message = f"nesting deeper than {MAX_DEPTH} levels"
+    elif problem:
         message = f"{context}: {problem}" if context else str(problem)
     else:
         message = str(exc).split("\n  in ", 1)[0]
-    source = YamlSourceMap(file, text, starts, {})
-    return Diagnostic(
+    hint = "check indentation, quoting and that every ':' is followed by a space"
+    source_line = YamlSourceMap(file, text, starts, {}).line_text(line + 1)
+    return located(
         "yaml.syntax",
-        cap(f"invalid YAML: {message}"),
-        SourceLocation(file, line + 1, col + 1),
-        "check indentation, quoting and that every ':' is followed by a space",
-        source_line=source.line_text(line + 1),
+        f"invalid YAML: {message}",
+        file,
+        line + 1,
+        col + 1,
+        hint=hint,
+        source_line=source_line,
     )
 
 
@@ -255,24 +272,20 @@ class _Builder:
 
     def problem(self, code: str, message: str, node: Node) -> None:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
-        self.problems.append(
-            Diagnostic(code, cap(message), SourceLocation(self.source.file, line, col),
-                       source_line=self.source.line_text(line))
-        )  # fmt: skip
+        text = self.source.line_text(line)
+        self.problems.append(located(code, message, self.source.file, line, col, source_line=text))
 
     def record(self, node: Node, path: DocPath, key: Node | None) -> None:
         start, end = node.start_mark, node.end_mark or node.start_mark
         key_span = None
         if key is not None:
-            k_end = key.end_mark.column if key.end_mark.line == key.start_mark.line else None
-            key_span = (key.start_mark.line, key.start_mark.column,
-                        k_end if k_end is not None else key.start_mark.column + 1)  # fmt: skip
-        scalar = isinstance(node, ScalarNode)
-        self.nodes[path] = _Node(
-            start.line, start.column, start.index, end.line, end.column, end.index, key_span,
-            (node.style or "") if scalar else None,
-            str(node.value).replace("\a", "") if scalar else None,
-        )  # fmt: skip
+            first, last = key.start_mark, key.end_mark
+            key_span = (first.line, first.column, last.column if last.line == first.line else -1)
+        scalar = node if isinstance(node, ScalarNode) else None
+        style = (scalar.style or "") if scalar else None
+        value = str(scalar.value).replace("\a", "") if scalar else None  # ruamel marks folds
+        marks = (start.line, start.column, start.index, end.line, end.column, end.index)
+        self.nodes[path] = _Node(*marks, key_span, style, value)
 
     def convert(self, node: Node, path: DocPath, key: Node | None) -> Any:
         self.record(node, path, key)
@@ -309,7 +322,7 @@ class _Builder:
             return self._mapping(node, path)
         if isinstance(node, SequenceNode):
             return [self.convert(item, (*path, i), None) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        return self._scalar(node) if isinstance(node, ScalarNode) else None
 
     def _mapping(self, node: MappingNode, path: DocPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -323,11 +336,11 @@ class _Builder:
                 self.problem("yaml.syntax", "mapping keys must be plain scalars", key_node)
                 continue
             key = str(key_node.value)
+            first = seen[key].start_mark.line + 1 if key in seen else 0
             if key in seen:
                 where = format_doc_path(path) or "the document"
-                first = seen[key].start_mark.line + 1
-                self.problem("yaml.duplicate_key",
-                             f"duplicate key {key!r} in {where} (first on line {first})", key_node)
+                message = f"duplicate key {key!r} in {where} (first on line {first})"
+                self.problem("yaml.duplicate_key", message, key_node)
             seen[key] = key_node
             out[key] = self.convert(value_node, (*path, key), key_node)
         for source in merged:
@@ -357,12 +370,10 @@ class _Builder:
 
 
 def _parse_bool(text: str) -> bool:
-    low = text.lower()
-    if low in ("true", "yes", "on", "y"):
-        return True
-    if low in ("false", "no", "off", "n"):
-        return False
-    raise ValueError(text)
+    truth = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+    if text.lower() not in truth:
+        raise ValueError(text)
+    return truth[text.lower()]
 
 
 def _parse_int(text: str) -> int:
@@ -398,7 +409,8 @@ def _flow_chars(text: str, node: _Node) -> list[tuple[str, int]]:
     out: list[tuple[str, int]] = []
     empties: list[int] = []
     prev_end, joined = lo, False
-    for i, (start, stop) in enumerate(lines):
+    for i, (line_start, line_stop) in enumerate(lines):
+        start, stop = line_start, line_stop
         while i > 0 and start < stop and text[start] in " \t":
             start += 1
         while i < len(lines) - 1 and stop > start and text[stop - 1] in " \t":
@@ -491,11 +503,13 @@ def schema_diagnostics(
     code: str,
     *,
     prefix: DocPath = (),
+    skip_under: Sequence[DocPath] = (),
 ) -> list[Diagnostic]:
     """Located diagnostics for a pydantic error of ``model`` validated at ``prefix``.
 
     Unknown fields point at the key (hint: the closest field name), missing
-    fields at the parent mapping, other errors at the value.
+    fields at the parent mapping, other errors at the value. Errors strictly
+    below a path of ``skip_under`` are left to the caller.
     """
     out: list[Diagnostic] = []
     errors = exc.errors(include_url=False)
@@ -504,21 +518,21 @@ def schema_diagnostics(
         kind = error["type"]
         if kind == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs):
             continue  # a list whose items all failed: the items say why
+        if any(len(loc) > len(s) and loc[: len(s)] == tuple(s) for s in skip_under):
+            continue
         path = (*prefix, *loc)
         where = format_doc_path(path) or "the document"
         if kind == "extra_forbidden":
             name = str(loc[-1])
             parent = format_doc_path(path[:-1]) or "the document"
             hint = did_you_mean(name, _fields_at(model, loc[:-1]))
-            out.append(source.diagnostic(code, f"unknown field {name!r} in {parent}", path,
-                                         key=True, hint=hint))  # fmt: skip
+            message = f"unknown field {name!r} in {parent}"
+            out.append(source.diagnostic(code, message, path, key=True, hint=hint))
         elif kind == "missing":
             parent = format_doc_path(path[:-1]) or "the document"
             keyed = bool(path[:-1]) and isinstance(path[-2], str)
-            diagnostic = source.diagnostic(
-                code, f"missing required field {loc[-1]!r} in {parent}", path[:-1], key=keyed
-            )
-            out.append(diagnostic)
+            message = f"missing required field {loc[-1]!r} in {parent}"
+            out.append(source.diagnostic(code, message, path[:-1], key=keyed))
         else:
             message = str(error["msg"]).removeprefix("Value error, ")
             value = error.get("input")
@@ -573,8 +587,10 @@ __all__ = [
     "DocPath",
     "YamlError",
     "YamlSourceMap",
+    "decode_text",
     "did_you_mean",
     "format_doc_path",
+    "located",
     "normalise_text",
     "read_yaml_documents",
     "schema_diagnostics",

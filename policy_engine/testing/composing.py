@@ -7,6 +7,7 @@ the case's location. Never evaluates rules.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,19 @@ class Composed:
 
 
 FixtureLookup = Callable[[str], Mapping[str, Any] | None]
+SnapshotLoader = Callable[[Path], "list[snapshots.Snapshot]"]
+
+
+def caching_loader() -> SnapshotLoader:
+    """Loads each snapshot file once per run (cases share them)."""
+    cache: dict[Path, list[snapshots.Snapshot]] = {}
+
+    def load(path: Path) -> list[snapshots.Snapshot]:
+        if path not in cache:
+            cache[path] = snapshots.load_snapshot_path(str(path))
+        return cache[path]
+
+    return load
 
 
 def compose(
@@ -51,6 +65,7 @@ def compose(
     base: Path,
     fixtures: FixtureLookup,
     where: SourceLocation,
+    load: SnapshotLoader,
 ) -> Composed:
     """Applies the defaults' steps (unless the case has its own ``from``), then the case's."""
     composed = Composed()
@@ -61,7 +76,7 @@ def compose(
         steps = [s for s in (default_facts, case_facts) if s is not None]
     for step in steps:
         if step.from_ is not None:
-            composed = _load_from(step.from_, base, where)
+            composed = _load_from(step.from_, base, where, load)
         for name in step.use:
             fixture = fixtures(name)
             if fixture is None:
@@ -75,12 +90,13 @@ def compose(
     return composed
 
 
-def _load_from(reference: str, base: Path, where: SourceLocation) -> Composed:
+def _load_from(reference: str, base: Path, where: SourceLocation,
+               load: SnapshotLoader) -> Composed:
     path_text, _, pin = reference.partition("@")
     path = (base / path_text).resolve()
     if not path.is_file():
         raise _error("input.unknown_reference", f"facts file {path_text!r} not found", where)
-    found = snapshots.load_snapshot_path(str(path))
+    found = load(path)
     if found:
         snapshot = found[-1]
         if pin and not snapshot.digest.startswith(pin):
@@ -107,6 +123,8 @@ def _set(composed: Composed, path_text: str, value: Any, where: SourceLocation) 
         else:
             if composed.values.get(root) is None and value is not None:
                 composed.values[root] = {} if isinstance(path[1], str) else []
+            # snapshots are shared between cases: never write into their values
+            composed.values[root] = copy.deepcopy(composed.values[root])
             set_path(composed.values, path, DELETE if value is None else value)
     except (KeyError, IndexError, TypeError) as exc:
         raise _error("input.schema", f"set {path_text}: no such parent in the facts", where) \

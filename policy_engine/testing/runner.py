@@ -66,6 +66,7 @@ class FileContext:
     index: expectations.RuleIndex
     fixtures: composing.FixtureLookup
     case_lines: Mapping[str, int] = field(default_factory=dict)
+    load_snapshot: composing.SnapshotLoader = field(default_factory=composing.caching_loader)
 
     @property
     def base(self) -> Path:
@@ -155,7 +156,7 @@ def _run_row(context: FileContext, case: CaseSpec, case_id: str, line: int) -> C
     defaults = context.document.defaults
     where = SourceLocation(context.file, line, 1)
     composed = composing.compose(case.facts, defaults.facts, context.base, context.fixtures,
-                                 where)
+                                 where, context.load_snapshot)
     params = _params(context, {**defaults.params, **case.params}, where)
     now, now_source = composing.resolve_now(
         case.now if case.now is not None else defaults.now, composed, where,

@@ -24,7 +24,7 @@ from policy_engine.compiling import CompiledPolicy, compile_policies
 from policy_engine.errors import Diagnostic, InputErrors, PolicyErrors, Severity, SourceLocation
 from policy_engine.model.policy import Origin
 from policy_engine.model.yamlsource import YamlError, YamlSourceMap, read_yaml_documents
-from policy_engine.testing import checks, expectations
+from policy_engine.testing import checks, composing, expectations
 from policy_engine.testing.documents import (
     FactFixtureDocument,
     PolicyCheckTestDocument,
@@ -122,6 +122,7 @@ class Suite:
         self.strict = strict
         self._compiled: dict[tuple[str, ...], list[CompiledPolicy]] = {}
         self._builtins: list[Any] | None = None
+        self._load_snapshot = composing.caching_loader()
 
     def contexts(self, files: Sequence[LoadedFile]) -> tuple[list[FileContext],
                                                              list[checks.CheckContext],
@@ -171,7 +172,8 @@ class Suite:
             return fixtures(name)
 
         context = FileContext(document, loaded.path, loaded.display, policies, self.backend,
-                              expectations.RuleIndex(policies), lookup, lines)
+                              expectations.RuleIndex(policies), lookup, lines,
+                              self._load_snapshot)
         validate_references(context)
         return context
 
