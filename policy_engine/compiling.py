@@ -16,9 +16,8 @@ from typing import Any
 
 from policy_engine import windows
 from policy_engine.cel import environment
+from policy_engine.cel.backend import CelBackend, CelEnv, Program
 from policy_engine.cel.parsing import reads as variables
-from policy_engine.cel.backend import CelBackend, CelEnv
-from policy_engine.cel.backend import Program
 from policy_engine.cel.parsing.timing import TimeSite, find_sites
 from policy_engine.cel.types import CelType
 from policy_engine.errors import Diagnostic, PolicyErrors, Severity, SourceLocation
@@ -125,9 +124,14 @@ def compile_policies(policies: Sequence[Policy], backend: CelBackend) -> list[Co
 def policy_digest(policy: Policy, backend: CelBackend) -> str:
     document = policy.document.model_dump(mode="json", by_alias=True, exclude_none=True)
     canonical = json.dumps(
-        {"policy": document, "origin": policy.origin.value, "engine": ENGINE_VERSION,
-         "backend": f"{backend.name} {backend.version}"},
-        sort_keys=True, separators=(",", ":"),
+        {
+            "policy": document,
+            "origin": policy.origin.value,
+            "engine": ENGINE_VERSION,
+            "backend": f"{backend.name} {backend.version}",
+        },
+        sort_keys=True,
+        separators=(",", ":"),
     )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -143,7 +147,8 @@ class _Builder:
         self.env = environment.make_env(self.windows, name=policy.ref)
         self.params = self._params(spec.params)
         self.scope = variables.Scope(
-            params=frozenset(spec.params), metrics=frozenset(spec.facts.metrics))
+            params=frozenset(spec.params), metrics=frozenset(spec.facts.metrics)
+        )
         self.variable_exprs: dict[str, CompiledExpr] = {}
 
     def build(self) -> CompiledPolicy | None:
@@ -152,20 +157,36 @@ class _Builder:
         matches = tuple(
             (m.name, expr)
             for i, m in enumerate(spec.match_conditions)
-            if (expr := self.expr(m.expression, ("spec", "matchConditions", i, "expression"),
-                                  CelType.BOOL)) is not None
+            if (
+                expr := self.expr(
+                    m.expression, ("spec", "matchConditions", i, "expression"), CelType.BOOL
+                )
+            )
+            is not None
         )
         for name, metric in spec.facts.metrics.items():
             if metric.query_expression is not None:
-                self.expr(metric.query_expression,
-                          ("spec", "facts", "metrics", name, "queryExpression"), CelType.STRING)
+                self.expr(
+                    metric.query_expression,
+                    ("spec", "facts", "metrics", name, "queryExpression"),
+                    CelType.STRING,
+                )
         rules = tuple(r for i, rule in enumerate(spec.rules) if (r := self.rule(i, rule)))
         if self.errors:
             return None
         return CompiledPolicy(
-            self.policy, policy_digest(self.policy, self.backend), self.backend.name, self.env,
-            self.params, {n: p.type for n, p in spec.params.items()}, variables_, matches, rules,
-            dict(spec.facts.metrics), self.windows, tuple(self.warnings),
+            self.policy,
+            policy_digest(self.policy, self.backend),
+            self.backend.name,
+            self.env,
+            self.params,
+            {n: p.type for n, p in spec.params.items()},
+            variables_,
+            matches,
+            rules,
+            dict(spec.facts.metrics),
+            self.windows,
+            tuple(self.warnings),
         )
 
     def _windows(self) -> dict[str, windows.Window]:
@@ -209,48 +230,79 @@ class _Builder:
         if rule.window is not None:
             if rule.window not in self.windows:
                 if rule.window not in {w.name for w in self.policy.spec.windows}:
-                    self.error("policy.unknown_reference", f"rule {rule.name!r}: no window "
-                               f"{rule.window!r} in spec.windows", (*base, "window"),
-                               rule=rule.name)
+                    self.error(
+                        "policy.unknown_reference",
+                        f"rule {rule.name!r}: no window {rule.window!r} in spec.windows",
+                        (*base, "window"),
+                        rule=rule.name,
+                    )
                 return None
-            body = self.expr(f"inWindow(now, '{rule.window}')", (*base, "window"), CelType.BOOL,
-                             rule=rule.name, synthetic=True)
+            body = self.expr(
+                f"inWindow(now, '{rule.window}')",
+                (*base, "window"),
+                CelType.BOOL,
+                rule=rule.name,
+                synthetic=True,
+            )
         elif rule.expression is not None:
             body = self.expr(rule.expression, (*base, "expression"), CelType.BOOL, rule=rule.name)
         else:
             mode = "all" if rule.all is not None else "any"
             items = rule.all if rule.all is not None else rule.any or ()
             checks = tuple(
-                (c.name, e) for j, c in enumerate(items)
-                if (e := self.expr(c.expression, (*base, mode, j, "expression"), CelType.BOOL,
-                                   rule=rule.name)) is not None
+                (c.name, e)
+                for j, c in enumerate(items)
+                if (
+                    e := self.expr(
+                        c.expression, (*base, mode, j, "expression"), CelType.BOOL, rule=rule.name
+                    )
+                )
+                is not None
             )
         when = self.optional(rule.when, (*base, "when"), CelType.BOOL, rule.name)
         pending = self.optional(rule.pending_when, (*base, "pendingWhen"), CelType.BOOL, rule.name)
-        message = self.optional(rule.message_expression, (*base, "messageExpression"),
-                                CelType.STRING, rule.name)
+        message = self.optional(
+            rule.message_expression, (*base, "messageExpression"), CelType.STRING, rule.name
+        )
         outputs = tuple(
-            (name, e) for name, text in rule.outputs.items()
+            (name, e)
+            for name, text in rule.outputs.items()
             if (e := self.expr(text, (*base, "outputs", name), rule=rule.name)) is not None
         )
         if body is None and not checks:
             return None
         parts = [p for p in (when, pending, body, *(c for _, c in checks or ())) if p]
         reads = frozenset().union(*(p.checked.analysis.reads for p in parts))
-        parts += [self.variable_exprs[str(path[1])] for path in sorted(reads, key=str)
-                  if path[0] == "variables" and len(path) > 1
-                  and str(path[1]) in self.variable_exprs]
+        parts += [
+            self.variable_exprs[str(path[1])]
+            for path in sorted(reads, key=str)
+            if path[0] == "variables" and len(path) > 1 and str(path[1]) in self.variable_exprs
+        ]
         return CompiledRule(
-            name=rule.name, rule_id=self.policy.rule_id(rule.name), kind=rule.kind,
-            effect=rule.effect or defaults.effect, on_error=rule.on_error or defaults.on_error,
-            reason=rule.reason_or_default, message=rule.message or rule.name,
-            location=self.location((*base, "name")), body=body, checks=checks or (), mode=mode,
-            when=when, pending_when=pending, message_expression=message, outputs=outputs,
-            window=rule.window, description=rule.description, docs=rule.docs,
-            metadata=dict(rule.metadata), reads=reads,
+            name=rule.name,
+            rule_id=self.policy.rule_id(rule.name),
+            kind=rule.kind,
+            effect=rule.effect or defaults.effect,
+            on_error=rule.on_error or defaults.on_error,
+            reason=rule.reason_or_default,
+            message=rule.message or rule.name,
+            location=self.location((*base, "name")),
+            body=body,
+            checks=checks or (),
+            mode=mode,
+            when=when,
+            pending_when=pending,
+            message_expression=message,
+            outputs=outputs,
+            window=rule.window,
+            description=rule.description,
+            docs=rule.docs,
+            metadata=dict(rule.metadata),
+            reads=reads,
             reads_now=any(p.checked.analysis.reads_now for p in parts),
-            reads_release=any(path[:1] == ("release",) or path[:1] == ("variables",)
-                              for path in reads),
+            reads_release=any(
+                path[:1] == ("release",) or path[:1] == ("variables",) for path in reads
+            ),
             time_sites=tuple(s for p in parts for s in self.sites(p)),
         )
 
@@ -278,8 +330,9 @@ class _Builder:
         synthetic: bool = False,
     ) -> CompiledExpr | None:
         try:
-            checked = environment.compile_checked(self.backend, text, self.env, self.scope,
-                                                  expect=expect)
+            checked = environment.compile_checked(
+                self.backend, text, self.env, self.scope, expect=expect
+            )
         except environment.CompileProblems as exc:
             for problem in exc.problems:
                 offset = 0 if synthetic else problem.start
@@ -287,8 +340,16 @@ class _Builder:
                 self.error(problem.code, problem.message, path, problem.hint, offset, width, rule)
             return None
         for warning in checked.warnings:
-            self.error(warning.code, warning.message, path, warning.hint, warning.start,
-                       warning.end - warning.start, rule, Severity.WARNING)
+            self.error(
+                warning.code,
+                warning.message,
+                path,
+                warning.hint,
+                warning.start,
+                warning.end - warning.start,
+                rule,
+                Severity.WARNING,
+            )
         location = self.location(path)
         return CompiledExpr(checked, path, location)
 
@@ -317,8 +378,9 @@ class _Builder:
         location = self.location(path, offset, width)
         source = self.policy.source
         line_text = source.line_text(location.line) if source and location.line else None
-        diagnostic = Diagnostic(code, message, location, hint, _path_text(path), rule, severity,
-                                line_text)
+        diagnostic = Diagnostic(
+            code, message, location, hint, _path_text(path), rule, severity, line_text
+        )
         (self.errors if severity is Severity.ERROR else self.warnings).append(diagnostic)
 
 
@@ -327,7 +389,7 @@ def typed_param(spec: ParamSpec) -> Any:
     return coerce_param(spec.type, spec.default)
 
 
-def coerce_param(kind: str, value: Any) -> Any:  # noqa: PLR0911 - one case per type
+def coerce_param(kind: str, value: Any) -> Any:
     """Converts a param value to its declared type; raises ValueError/TypeError."""
     if value is None:
         return None

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 FOREIGN_TEXT_LIMIT = 256
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     """How serious a diagnostic is."""
 
     ERROR = "error"

@@ -9,7 +9,7 @@ their provenance. Must not alter verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo
 
 from policy_engine import windows
 from policy_engine.cel import environment, parsing
-from policy_engine.cel.parsing import reads as variables
 from policy_engine.cel.backend import CelBackend, CelCompileError, Program
+from policy_engine.cel.parsing import reads as variables
 from policy_engine.compiling import CompiledExpr, CompiledPolicy, CompiledRule
 from policy_engine.errors import EvalError
 from policy_engine.evaluation import Options
@@ -115,8 +115,9 @@ class Explainer:
     def explain(self, verdict: Verdict, mode: str = "fails") -> tuple[RuleExplanation, ...]:
         if mode == "none":
             return ()
-        context = candidate_context(self.backend, self.base, self.facts.now, verdict.candidate,
-                                    self.options.params)
+        context = candidate_context(
+            self.backend, self.base, self.facts.now, verdict.candidate, self.options.params
+        )
         out: list[RuleExplanation] = []
         for result in verdict.results:
             if mode == "fails" and result.outcome in (Outcome.PASS, Outcome.SKIP):
@@ -129,23 +130,35 @@ class Explainer:
         return tuple(out)
 
     def explain_rule(
-        self, policy: CompiledPolicy, rule: CompiledRule, result: RuleResult,
+        self,
+        policy: CompiledPolicy,
+        rule: CompiledRule,
+        result: RuleResult,
         binding: PolicyBinding,
     ) -> RuleExplanation:
         root = self.tree(policy, rule.body, binding) if rule.body is not None else None
         checks = tuple((n, self.tree(policy, e, binding)) for n, e in rule.checks)
         window = self.window(policy, rule, result) if rule.window else None
         return RuleExplanation(
-            result, root, checks, self.fact_reads(rule.reads), window,
+            result,
+            root,
+            checks,
+            self.fact_reads(rule.reads),
+            window,
             self.tree(policy, rule.when, binding) if rule.when else None,
             self.tree(policy, rule.pending_when, binding) if rule.pending_when else None,
         )
 
-    def tree(self, policy: CompiledPolicy, expr: CompiledExpr, binding: PolicyBinding) -> ExplainNode:
+    def tree(
+        self, policy: CompiledPolicy, expr: CompiledExpr, binding: PolicyBinding
+    ) -> ExplainNode:
         return self.node(policy, expr.checked.node, binding, expr.checked.program)
 
     def node(
-        self, policy: CompiledPolicy, node: parsing.Node, binding: PolicyBinding,
+        self,
+        policy: CompiledPolicy,
+        node: parsing.Node,
+        binding: PolicyBinding,
         program: Program | None = None,
     ) -> ExplainNode:
         value = self.value(policy, node.text, binding, program)
@@ -155,15 +168,24 @@ class Explainer:
             children = tuple(self.node(policy, c, binding) for c in node.children)
         elif node.kind in OPERANDS:
             operands = tuple(
-                Operand(c.text, self.value(policy, c.text, binding),
-                        self.operand_facts(policy, c))
+                Operand(c.text, self.value(policy, c.text, binding), self.operand_facts(policy, c))
                 for c in node.children
             )
-        return ExplainNode(node.text, node.kind if not node.name else node.name, value,
-                           node.start, node.end, children, operands)
+        return ExplainNode(
+            node.text,
+            node.kind if not node.name else node.name,
+            value,
+            node.start,
+            node.end,
+            children,
+            operands,
+        )
 
     def value(
-        self, policy: CompiledPolicy, text: str, binding: PolicyBinding,
+        self,
+        policy: CompiledPolicy,
+        text: str,
+        binding: PolicyBinding,
         program: Program | None = None,
     ) -> Any:
         if program is None:
@@ -185,9 +207,12 @@ class Explainer:
 
     def operand_facts(self, policy: CompiledPolicy, node: parsing.Node) -> tuple[str, ...]:
         """Fact paths an operand reads (through variables too), with their provenance."""
-        scope = variables.Scope(variables={
-            name: (expr.checked.analysis.chain_type, expr.checked.analysis.reads)
-            for name, expr in policy.variables})
+        scope = variables.Scope(
+            variables={
+                name: (expr.checked.analysis.chain_type, expr.checked.analysis.reads)
+                for name, expr in policy.variables
+            }
+        )
         shown: list[str] = []
         for path in sorted(variables.analyse(node, scope).reads, key=format_path):
             if path[:1] in (("params",), ("variables",), ("now",)):
@@ -204,8 +229,14 @@ class Explainer:
                 continue
             error = self.facts.error_for((path,))
             status = "ok" if error is None else error.code.split(".", 1)[1]
-            out.append(FactRead(format_path(path), status, self.facts.provenance_of(path),
-                                error.message if error else None))
+            out.append(
+                FactRead(
+                    format_path(path),
+                    status,
+                    self.facts.provenance_of(path),
+                    error.message if error else None,
+                )
+            )
         return tuple(out)
 
     def window(
@@ -218,9 +249,15 @@ class Explainer:
         states = windows.explain_at(window, now)
         local = now.astimezone(ZoneInfo(window.timezone))
         return WindowExplanation(
-            window.name, window.timezone, local.strftime("%a %Y-%m-%d %H:%M:%S %z"),
+            window.name,
+            window.timezone,
+            local.strftime("%a %Y-%m-%d %H:%M:%S %z"),
             windows.is_open(window, now),
-            tuple(WindowEntryState(s.entry.name, s.kind, windows.describe_entry(s.entry),
-                                   s.active, s.because) for s in states),
+            tuple(
+                WindowEntryState(
+                    s.entry.name, s.kind, windows.describe_entry(s.entry), s.active, s.because
+                )
+                for s in states
+            ),
             result.next_change,
         )

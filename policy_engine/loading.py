@@ -12,15 +12,15 @@ else. Must not compile CEL: ``compiling`` does that.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from policy_engine.errors import Diagnostic, PolicyErrors, SourceLocation, cap
+from policy_engine.errors import Diagnostic, PolicyErrors
 from policy_engine.model.paths import PathSyntaxError, parse_path
 from policy_engine.model.policy import (
     PARAM_TYPES,
@@ -34,22 +34,33 @@ from policy_engine.model.yamlsource import (
     DocPath,
     YamlError,
     YamlSourceMap,
+    decode_text,
     did_you_mean,
+    located,
     read_yaml_documents,
     schema_diagnostics,
 )
 
 POLICY_KINDS = ("RolloutPolicy", "ClusterRolloutPolicy")
 BUILTIN_LABEL = "tidegate.dev/builtin"
-_PARAM_KEYS = frozenset({"type", "default", "description"})
+_PARAMS: DocPath = ("spec", "params")
+_PARAM_KEYS = ("default", "description", "type")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RULE_PATH = re.compile(r"^spec\.rules\[(\d+)\]")
-_NAMED_SECTIONS = (
-    ("rules", "rule"),
-    ("windows", "window"),
-    ("variables", "variable"),
-    ("matchConditions", "match condition"),
-)
+_NAMED = {
+    "rules": "rule",
+    "windows": "window",
+    "variables": "variable",
+    "matchConditions": "match condition",
+}
+_DEFAULT_TYPES: dict[str, Callable[[Any], bool]] = {
+    "bool": lambda v: isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "list": lambda v: isinstance(v, list),
+    "map": lambda v: isinstance(v, dict),
+}
 
 
 def load_policy_text(text: str, file: str, origin: Origin | None = None) -> list[Policy]:
@@ -60,11 +71,7 @@ def load_policy_text(text: str, file: str, origin: Origin | None = None) -> list
         file: the name used in locations.
         origin: forced origin; ``None`` infers it from the kind (and the builtin label).
     """
-    policies, problems = _load_text(text, file, origin)
-    problems += _duplicate_policies(policies)
-    if problems:
-        raise PolicyErrors(problems)
-    return policies
+    return _load_all([(text, file)], origin, [])
 
 
 def load_policy_paths(paths: Sequence[str | Path], *, origin: Origin | None = None) -> list[Policy]:
@@ -73,129 +80,89 @@ def load_policy_paths(paths: Sequence[str | Path], *, origin: Origin | None = No
     Problems of every file are collected into one PolicyErrors.
     """
     problems: list[Diagnostic] = []
-    policies: list[Policy] = []
-    for file in _policy_files(paths, problems):
-        text = _read(file, problems)
-        if text is not None:
-            found, errors = _load_text(text, str(file), origin)
-            policies += found
-            problems += errors
-    problems += _duplicate_policies(policies)
-    if problems:
-        raise PolicyErrors(problems)
-    return policies
+    texts: list[tuple[str, str]] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
+        elif path.is_file():
+            files = [path]
+        else:
+            message = f"policy path {str(path)!r} does not exist"
+            problems.append(located("input.unknown_reference", message, str(path)))
+            continue
+        for file in files:
+            try:
+                texts.append((decode_text(file.read_bytes(), str(file)), str(file)))
+            except YamlError as exc:
+                problems += exc.diagnostics
+            except OSError as exc:
+                problems.append(located("yaml.syntax", f"cannot read: {exc.strerror}", str(file)))
+    return _load_all(texts, origin, problems)
 
 
 def load_builtin_policies() -> list[Policy]:
     """Loads ``policies/builtin/*.yaml`` from the installed ``policies`` package as BUILTIN."""
     folder = resources.files("policies").joinpath("builtin")
-    if not folder.is_dir():
-        return []
-    problems: list[Diagnostic] = []
+    entries = sorted(folder.iterdir(), key=lambda e: e.name) if folder.is_dir() else []
+    texts = [
+        (e.read_text(encoding="utf-8"), f"policies/builtin/{e.name}")
+        for e in entries
+        if e.name.endswith((".yaml", ".yml"))
+    ]
+    return _load_all(texts, Origin.BUILTIN, [])
+
+
+def _load_all(
+    texts: Iterable[tuple[str, str]], origin: Origin | None, problems: list[Diagnostic]
+) -> list[Policy]:
     policies: list[Policy] = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith((".yaml", ".yml")) and entry.is_file():
-            text = entry.read_text(encoding="utf-8")
-            found, errors = _load_text(text, f"policies/builtin/{entry.name}", Origin.BUILTIN)
-            policies += found
-            problems += errors
-    problems += _duplicate_policies(policies)
+    for text, file in texts:
+        policies += _load_text(text, file, origin, problems)
+    seen: dict[tuple[str, str | None, str], Policy] = {}
+    for policy in policies:
+        first = seen.setdefault((policy.document.kind, policy.namespace, policy.name), policy)
+        if first is not policy and isinstance(policy.source, YamlSourceMap) and first.source:
+            where = f"{first.file}:{first.source.locate(('metadata', 'name'))[0]}"
+            message = f"{policy.document.kind} {policy.ref!r} is already defined in {where}"
+            hint = "policy names must be unique per kind and namespace"
+            path = ("metadata", "name")
+            problems.append(
+                policy.source.diagnostic("policy.duplicate_id", message, path, hint=hint)
+            )
     if problems:
         raise PolicyErrors(problems)
     return policies
 
 
-def _policy_files(paths: Sequence[str | Path], problems: list[Diagnostic]) -> list[Path]:
-    files: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            problems.append(
-                Diagnostic(
-                    "input.unknown_reference",
-                    f"policy path {str(path)!r} does not exist",
-                    SourceLocation(str(path)),
-                )
-            )
-    return files
-
-
-def _read(file: Path, problems: list[Diagnostic]) -> str | None:
-    try:
-        data = file.read_bytes()
-    except OSError as exc:
-        problems.append(
-            Diagnostic(
-                "yaml.syntax", cap(f"cannot read file: {exc.strerror}"), SourceLocation(str(file))
-            )
-        )
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8", errors="replace")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
-        problems.append(
-            Diagnostic(
-                "yaml.syntax",
-                f"file is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
-                SourceLocation(str(file), line, column),
-                "save the file as UTF-8",
-            )
-        )
-        return None
-
-
 def _load_text(
-    text: str, file: str, origin: Origin | None
-) -> tuple[list[Policy], list[Diagnostic]]:
+    text: str, file: str, origin: Origin | None, problems: list[Diagnostic]
+) -> list[Policy]:
     try:
         documents = read_yaml_documents(text, file)
     except YamlError as exc:
-        return [], list(exc.diagnostics)
+        problems += exc.diagnostics
+        return []
     if all(raw is None for raw, _ in documents):
-        return [], [
-            Diagnostic(
-                "policy.schema",
-                "the file holds no YAML document",
-                SourceLocation(file, 1, 1),
-                "a policy file needs apiVersion, kind, metadata and spec",
-            )
-        ]
+        hint = "a policy file needs apiVersion, kind, metadata and spec"
+        message = "the file holds no YAML document"
+        problems.append(located("policy.schema", message, file, 1, 1, hint=hint))
     policies: list[Policy] = []
-    problems: list[Diagnostic] = []
     for raw, source in documents:
-        if raw is None:
-            continue
-        if not isinstance(raw, dict):
-            problems.append(
-                source.diagnostic(
-                    "policy.schema",
-                    f"expected a policy document (a mapping with apiVersion, kind, "
-                    f"metadata, spec), got a {type(raw).__name__}",
-                    (),
-                )
-            )
-            continue
-        kind = raw.get("kind")
-        if isinstance(kind, str) and kind not in POLICY_KINDS:
-            hint = did_you_mean(kind, POLICY_KINDS)
-            if hint is not None:  # a typo of a policy kind; other kinds are not ours to judge
-                problems.append(
-                    source.diagnostic(
-                        "policy.schema", f"unknown kind {kind!r}", ("kind",), hint=hint
-                    )
-                )
-            continue
-        policy, found = _load_document(raw, source, file, origin)
-        problems += found
-        if policy is not None:
-            policies.append(policy)
-    return policies, problems
+        kind = raw.get("kind") if isinstance(raw, dict) else None
+        if raw is None or (isinstance(kind, str) and kind not in POLICY_KINDS):
+            typo = did_you_mean(kind, POLICY_KINDS) if isinstance(kind, str) else None
+            if typo is not None:  # a typo of a policy kind; other kinds are not ours to judge
+                message = f"unknown kind {kind!r}"
+                problems.append(source.diagnostic("policy.schema", message, ("kind",), hint=typo))
+        elif not isinstance(raw, dict):
+            message = "expected a policy document (a mapping with apiVersion, kind, metadata, "
+            message += f"spec), got a {type(raw).__name__}"
+            problems.append(source.diagnostic("policy.schema", message, ()))
+        else:
+            policy, found = _load_document(raw, source, file, origin)
+            problems += _with_rules(found, raw)
+            policies += [policy] if policy is not None else []
+    return policies
 
 
 def _load_document(
@@ -206,27 +173,15 @@ def _load_document(
     document: PolicyDocument | None = None
     try:
         document = PolicyDocument.model_validate(raw)
-    except ValidationError as exc:
-        bad = [tuple(e["loc"]) for e in exc.errors(include_url=False)]
-        params = ("spec", "params")
-        found = schema_diagnostics(
-            exc, PolicyDocument, source, "policy.schema", skip_under=(params,)
+    except ValidationError as exc:  # params are checked below, per param
+        problems += schema_diagnostics(
+            exc, PolicyDocument, source, "policy.schema", skip_under=(_PARAMS,)
         )
-        problems += _with_rules(found, raw)
-        bad = [loc for loc in bad if not (loc[:2] == params and len(loc) > 2)]
-
-    def clean(path: DocPath) -> bool:
-        return not any(loc[: len(path)] == path or path[: len(loc)] == loc for loc in bad)
-
-    spec = raw.get("spec")
+        bad = [tuple(e["loc"]) for e in exc.errors(include_url=False)]
+        bad = [loc for loc in bad if not (loc[:2] == _PARAMS and len(loc) > 2)]
     resolved = _origin(raw, origin)
-    if isinstance(spec, dict):
-        report = _Reporter(source, spec, problems)
-        _check_duplicates(spec, report)
-        _check_window_references(spec, report)
-        _check_targets(raw, spec, resolved, report, clean)
-        _check_windows(spec, report, clean)
-        _check_params(spec, report)
+    if isinstance(raw.get("spec"), dict):
+        _Checks(source, raw["spec"], problems, bad).run(raw.get("kind"), resolved)
     if document is None and not problems:  # never drop a document without saying why
         problems.append(source.diagnostic("policy.schema", "invalid policy document", ()))
     if problems or document is None:
@@ -237,214 +192,150 @@ def _load_document(
 def _origin(raw: Mapping[str, Any], origin: Origin | None) -> Origin:
     if origin is not None:
         return origin
-    if raw.get("kind") == "ClusterRolloutPolicy":
-        metadata = raw.get("metadata")
-        labels = metadata.get("labels") if isinstance(metadata, dict) else None
-        if isinstance(labels, dict) and labels.get(BUILTIN_LABEL) == "true":
-            return Origin.BUILTIN
-        return Origin.CLUSTER
-    return Origin.NAMESPACED
+    if raw.get("kind") != "ClusterRolloutPolicy":
+        return Origin.NAMESPACED
+    labels = _dict(_dict(raw.get("metadata")).get("labels"))
+    return Origin.BUILTIN if labels.get(BUILTIN_LABEL) == "true" else Origin.CLUSTER
 
 
-class _Reporter:
-    """Adds located ``policy.*`` diagnostics for paths inside ``spec``, naming the rule."""
+@dataclass(slots=True)
+class _Checks:
+    """The checks of one ``spec`` that need no CEL; paths are relative to ``spec``."""
 
-    def __init__(self, source: YamlSourceMap, spec: dict[str, Any], out: list[Diagnostic]):
-        self.source = source
-        self.spec = spec
-        self.out = out
+    source: YamlSourceMap
+    spec: dict[str, Any]
+    problems: list[Diagnostic]
+    bad: list[DocPath]  # pydantic already reported these; checks stay away from them
 
-    def __call__(
-        self, code: str, message: str, path: DocPath, *, key: bool = False, hint: str | None = None
-    ) -> None:
+    def run(self, kind: Any, origin: Origin) -> None:
+        self.duplicates()
+        self.window_references()
+        if origin is not Origin.BUILTIN and self.clean(("targets",)):
+            self.targets(kind)
+        self.windows()
+        self.params()
+
+    def report(self, code: str, message: str, path: DocPath, **extra: Any) -> None:
+        self.problems.append(self.source.diagnostic(code, message, ("spec", *path), **extra))
+
+    def clean(self, path: DocPath) -> bool:
         full = ("spec", *path)
-        self.out.append(
-            self.source.diagnostic(code, message, full, key=key, hint=hint, rule=self.rule(full))
-        )
+        return not any(loc[: len(full)] == full or full[: len(loc)] == loc for loc in self.bad)
 
-    def rule(self, path: DocPath) -> str | None:
-        if len(path) > 2 and path[1] == "rules" and isinstance(path[2], int):
-            rules = _list(self.spec.get("rules"))
-            rule = _dict(rules[path[2]]) if path[2] < len(rules) else {}
-            name = rule.get("name")
-            return name if isinstance(name, str) else None
-        return None
-
-    def line(self, path: DocPath) -> int:
-        return self.source.locate(("spec", *path))[0]
-
-
-def _named(items: Any) -> list[tuple[int, str]]:
-    if not isinstance(items, list):
-        return []
-    return [
-        (i, item["name"])
-        for i, item in enumerate(items)
-        if isinstance(item, dict) and isinstance(item.get("name"), str)
-    ]
-
-
-def _check_duplicates(spec: dict[str, Any], report: _Reporter) -> None:
-    groups: list[tuple[str, list[tuple[DocPath, str]]]] = []
-    for section, what in _NAMED_SECTIONS:
-        groups.append((what, [((section, i, "name"), n) for i, n in _named(spec.get(section))]))
-    for i, rule in enumerate(_list(spec.get("rules"))):
-        for body in ("all", "any"):
-            checks = _named(_dict(rule).get(body))
-            groups.append(("check", [(("rules", i, body, j, "name"), n) for j, n in checks]))
-    for i, window in enumerate(_list(spec.get("windows"))):
-        entries = [
-            ((part, j, "name"), n)
-            for part in ("allow", "deny")
-            for j, n in _named(_dict(window).get(part))
+    def duplicates(self) -> None:
+        groups: list[tuple[str, list[tuple[DocPath, str]]]] = [
+            (what, [((key, i, "name"), n) for i, n in _named(self.spec.get(key))])
+            for key, what in _NAMED.items()
         ]
-        groups.append(("window entry", [(("windows", i, *p), n) for p, n in entries]))
-    for what, names in groups:
-        first: dict[str, DocPath] = {}
-        for path, name in names:
-            if name in first:
-                report(
-                    "policy.duplicate_id",
-                    f"duplicate {what} name {name!r} (first on line {report.line(first[name])})",
-                    path,
-                    hint=f"{what} names must be unique in a policy",
-                )
-            first.setdefault(name, path)
+        for i, rule in enumerate(_list(self.spec.get("rules"))):
+            for body in ("all", "any"):
+                checks = _named(_dict(rule).get(body))
+                groups.append(("check", [(("rules", i, body, j, "name"), n) for j, n in checks]))
+        for i, window in enumerate(_list(self.spec.get("windows"))):
+            entries: list[tuple[DocPath, str]] = [
+                (("windows", i, part, j, "name"), n)
+                for part in ("allow", "deny")
+                for j, n in _named(_dict(window).get(part))
+            ]
+            groups.append(("window entry", entries))
+        for what, names in groups:
+            first: dict[str, DocPath] = {}
+            for path, name in names:
+                if name in first:
+                    line = self.source.locate(("spec", *first[name]))[0]
+                    message = f"duplicate {what} name {name!r} (first on line {line})"
+                    hint = f"{what} names must be unique in a policy"
+                    self.report("policy.duplicate_id", message, path, hint=hint)
+                first.setdefault(name, path)
 
+    def window_references(self) -> None:
+        declared = list(dict.fromkeys(n for _, n in _named(self.spec.get("windows"))))
+        for i, rule in enumerate(_list(self.spec.get("rules"))):
+            name = _dict(rule).get("window")
+            if isinstance(name, str) and name not in declared:
+                listed = ", ".join(declared) or "none"
+                message = f"rule window {name!r} names no window of this policy ({listed})"
+                hint = did_you_mean(name, declared) or "declare it under spec.windows"
+                self.report("policy.unknown_reference", message, ("rules", i, "window"), hint=hint)
 
-def _check_window_references(spec: dict[str, Any], report: _Reporter) -> None:
-    declared = [n for _, n in _named(spec.get("windows"))]
-    rules = spec.get("rules")
-    for i, rule in enumerate(rules if isinstance(rules, list) else []):
-        name = rule.get("window") if isinstance(rule, dict) else None
-        if isinstance(name, str) and name not in declared:
-            hint = did_you_mean(name, declared) or "declare it under spec.windows"
-            report(
-                "policy.unknown_reference",
-                f"rule window {name!r} names no window of this "
-                f"policy (windows: {', '.join(declared) or 'none'})",
-                ("rules", i, "window"),
-                hint=hint,
-            )
+    def targets(self, kind: Any) -> None:
+        targets = _dict(self.spec.get("targets"))
+        where: DocPath = ("targets",) if "targets" in self.spec else ()
+        if kind == "ClusterRolloutPolicy" and targets.get("namespaceSelector") is None:
+            message = "ClusterRolloutPolicy has no spec.targets.namespaceSelector"
+            hint = "use namespaceSelector: {} to select every namespace"
+            self.report("policy.target", message, where, key=True, hint=hint)
+        elif kind == "RolloutPolicy":
+            if targets.get("rolloutSelector") is None and not targets.get("targetRefs"):
+                message = "RolloutPolicy has neither targets.rolloutSelector nor targets.targetRefs"
+                hint = "use rolloutSelector: {} to attach to every Rollout of the namespace"
+                self.report("policy.target", message, where, key=True, hint=hint)
+            if targets.get("namespaceSelector") is not None:
+                message = "namespaceSelector is only valid in a ClusterRolloutPolicy"
+                self.report("policy.target", message, ("targets", "namespaceSelector"), key=True)
 
+    def windows(self) -> None:
+        items = _list(self.spec.get("windows"))
+        if not items:
+            return
+        from policy_engine import windows  # imported only when a policy declares windows
 
-def _check_targets(
-    raw: dict[str, Any],
-    spec: dict[str, Any],
-    origin: Origin,
-    report: _Reporter,
-    clean: Callable[[DocPath], bool],
-) -> None:
-    if origin is Origin.BUILTIN or not clean(("spec", "targets")):
-        return
-    targets = _dict(spec.get("targets"))
-    where: DocPath = ("targets",) if "targets" in spec else ()
-    kind = raw.get("kind")
-    if kind == "ClusterRolloutPolicy" and targets.get("namespaceSelector") is None:
-        report(
-            "policy.target",
-            "ClusterRolloutPolicy has no spec.targets.namespaceSelector",
-            where,
-            key=True,
-            hint="use namespaceSelector: {} to select every namespace",
-        )
-    elif kind == "RolloutPolicy":
-        if targets.get("rolloutSelector") is None and not targets.get("targetRefs"):
-            report(
-                "policy.target",
-                "RolloutPolicy has neither spec.targets.rolloutSelector nor "
-                "spec.targets.targetRefs",
-                where,
-                key=True,
-                hint="use rolloutSelector: {} to attach to every Rollout of the namespace",
-            )
-        if targets.get("namespaceSelector") is not None:
-            report(
-                "policy.target",
-                "namespaceSelector is only valid in a ClusterRolloutPolicy",
-                ("targets", "namespaceSelector"),
-                key=True,
-            )
-
-
-def _check_windows(
-    spec: dict[str, Any], report: _Reporter, clean: Callable[[DocPath], bool]
-) -> None:
-    items = spec.get("windows")
-    if not isinstance(items, list) or not items:
-        return
-    from policy_engine import windows  # written alongside; imported only when needed
-
-    for i, raw in enumerate(items):
-        if not isinstance(raw, dict) or not clean(("spec", "windows", i)):
-            continue
-        try:
-            windows.parse_window(raw)
-        except windows.WindowSyntaxError as exc:
-            try:
-                inner: DocPath = parse_path(exc.field) if exc.field else ()
-            except PathSyntaxError:
-                inner = ()
-            report("policy.schema", str(exc), ("windows", i, *inner), hint=exc.hint)
-
-
-def _check_params(spec: dict[str, Any], report: _Reporter) -> None:
-    params = spec.get("params")
-    for name, raw in params.items() if isinstance(params, dict) else ():
-        path: DocPath = ("params", name)
-        if not _IDENTIFIER.match(name):
-            report(
-                "policy.schema",
-                f"param name {name!r} is not a CEL identifier",
-                path,
-                key=True,
-                hint="use letters, digits and '_' (params.minSoak)",
-            )
-        full = isinstance(raw, dict) and "type" in raw
-        if full and (set(raw) <= _PARAM_KEYS or raw["type"] in PARAM_TYPES):
-            for key in sorted(set(raw) - _PARAM_KEYS):
-                report(
-                    "policy.schema",
-                    f"unknown field {key!r} in spec.params.{name}",
-                    (*path, key),
-                    key=True,
-                    hint=did_you_mean(key, sorted(_PARAM_KEYS)),
-                )
-            kind, value, where = raw["type"], raw.get("default"), (*path, "default")
-            if kind not in PARAM_TYPES:
-                report(
-                    "policy.schema",
-                    f"param {name!r}: unknown type {kind!r} (types: {', '.join(PARAM_TYPES)})",
-                    (*path, "type"),
-                    hint=did_you_mean(str(kind), PARAM_TYPES),
-                )
+        for i, raw in enumerate(items):
+            if not isinstance(raw, dict) or not self.clean(("windows", i)):
                 continue
-            if not isinstance(raw.get("description", ""), str):
-                report(
-                    "policy.schema",
-                    f"param {name!r}: description must be a string",
-                    (*path, "description"),
-                )
-        else:
-            kind, value, where = infer_param_type(raw), raw, path
-        problem = _default_problem(kind, value)
-        if problem is not None:
-            report(
+            try:
+                windows.parse_window(raw)
+            except windows.WindowSyntaxError as exc:
+                try:
+                    inner: DocPath = parse_path(exc.field) if exc.field else ()
+                except PathSyntaxError:
+                    inner = ()
+                self.report("policy.schema", str(exc), ("windows", i, *inner), hint=exc.hint)
+
+    def params(self) -> None:
+        for name, raw in _dict(self.spec.get("params")).items():
+            path: DocPath = ("params", name)
+            if not _IDENTIFIER.match(name):
+                hint = "use letters, digits and '_' (params.minSoak)"
+                message = f"param name {name!r} is not a CEL identifier"
+                self.report("policy.schema", message, path, key=True, hint=hint)
+            declared = isinstance(raw, dict) and "type" in raw
+            if declared and (set(raw) <= set(_PARAM_KEYS) or raw["type"] in PARAM_TYPES):
+                if not self.param_declaration(name, raw):
+                    continue
+                kind, value, where = raw["type"], raw.get("default"), (*path, "default")
+            else:
+                kind, value, where = infer_param_type(raw), raw, path
+            problem = _default_problem(kind, value)
+            if problem is not None:
+                message = f"param {name!r}: default {value!r:.60} is not a valid {kind}: {problem}"
+                self.report("policy.schema", message, where)
+
+    def param_declaration(self, name: str, raw: dict[str, Any]) -> bool:
+        """Checks ``{type, default, description}``; False when the type is unknown."""
+        path: DocPath = ("params", name)
+        for key in sorted(set(raw) - set(_PARAM_KEYS)):
+            message = f"unknown field {key!r} in spec.params.{name}"
+            self.report(
                 "policy.schema",
-                f"param {name!r}: default {value!r:.60} is not a valid {kind}: {problem}",
-                where,
+                message,
+                (*path, key),
+                key=True,
+                hint=did_you_mean(key, _PARAM_KEYS),
             )
+        if not isinstance(raw.get("description", ""), str):
+            message = f"param {name!r}: description must be a string"
+            self.report("policy.schema", message, (*path, "description"))
+        if raw["type"] in PARAM_TYPES:
+            return True
+        message = f"param {name!r}: unknown type {raw['type']!r} ({', '.join(PARAM_TYPES)})"
+        hint = did_you_mean(str(raw["type"]), PARAM_TYPES)
+        self.report("policy.schema", message, (*path, "type"), hint=hint)
+        return False
 
 
 def _default_problem(kind: str, value: Any) -> str | None:
-    checks: dict[str, Callable[[Any], bool]] = {
-        "bool": lambda v: isinstance(v, bool),
-        "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "double": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
-        "string": lambda v: isinstance(v, str),
-        "list": lambda v: isinstance(v, list),
-        "map": lambda v: isinstance(v, dict),
-    }
+    """Why a param default does not fit its type (as ``compiling`` will coerce it), or None."""
     if value is None:
         return None
     if kind in ("duration", "timestamp"):
@@ -455,42 +346,29 @@ def _default_problem(kind: str, value: Any) -> str | None:
         except TimeSyntaxError as exc:
             return str(exc)
         return None
-    check = checks.get(kind)
+    check = _DEFAULT_TYPES.get(kind)
     return None if check is None or check(value) else f"expected a {kind}"
 
 
-def _duplicate_policies(policies: Sequence[Policy]) -> list[Diagnostic]:
-    problems: list[Diagnostic] = []
-    seen: dict[tuple[str, str | None, str], Policy] = {}
-    for policy in policies:
-        key = (policy.document.kind, policy.namespace, policy.name)
-        first = seen.setdefault(key, policy)
-        if first is policy or not isinstance(policy.source, YamlSourceMap):
-            continue
-        line = first.source.locate(("metadata", "name"))[0] if first.source else 0
-        problems.append(
-            policy.source.diagnostic(
-                "policy.duplicate_id",
-                f"{key[0]} {policy.ref!r} is already defined in {first.file}:{line}",
-                ("metadata", "name"),
-                hint="policy names must be unique per kind and namespace",
-            )
-        )
-    return problems
-
-
 def _with_rules(problems: list[Diagnostic], raw: Mapping[str, Any]) -> list[Diagnostic]:
-    spec = raw.get("spec")
-    rules = spec.get("rules") if isinstance(spec, dict) else None
+    """Names the rule of every diagnostic inside ``spec.rules[i]``."""
+    rules = _list(_dict(raw.get("spec")).get("rules"))
     out: list[Diagnostic] = []
     for problem in problems:
         match = _RULE_PATH.match(problem.path or "")
         name = None
-        if problem.rule is None and match and isinstance(rules, list):
-            index = int(match.group(1))
-            name = _dict(rules[index] if index < len(rules) else None).get("name")
+        if problem.rule is None and match and int(match.group(1)) < len(rules):
+            name = _dict(rules[int(match.group(1))]).get("name")
         out.append(replace(problem, rule=name) if isinstance(name, str) else problem)
     return out
+
+
+def _named(items: Any) -> list[tuple[int, str]]:
+    return [
+        (i, item["name"])
+        for i, item in enumerate(_list(items))
+        if isinstance(item, dict) and isinstance(item.get("name"), str)
+    ]
 
 
 def _list(value: Any) -> list[Any]:

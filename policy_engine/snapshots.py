@@ -17,7 +17,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +26,7 @@ import rfc8785
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ruamel.yaml import YAML
 
-from policy_engine.errors import Diagnostic, InputErrors, SourceLocation, cap
+from policy_engine.errors import Diagnostic, InputErrors
 from policy_engine.model import schema
 from policy_engine.model.facts import (
     FactError,
@@ -43,7 +43,9 @@ from policy_engine.model.yamlsource import (
     DocPath,
     YamlError,
     YamlSourceMap,
+    decode_text,
     did_you_mean,
+    located,
     read_yaml_documents,
     schema_diagnostics,
 )
@@ -58,6 +60,12 @@ OTHER_KINDS = (
     "ClusterRolloutPolicy",
 )
 _DIGEST = re.compile(r"^sha256:([0-9a-f]{8,64})$")
+_CAMEL = {
+    "api_version": "apiVersion",
+    "resource_version": "resourceVersion",
+    "observed_at": "observedAt",
+    "evaluated_at": "evaluatedAt",
+}
 _NAIVE_HINT = "write RFC 3339 with 'Z' or an offset, e.g. 2026-03-04T09:30:12Z"
 
 
@@ -222,33 +230,12 @@ def load_snapshot_path(path: str | Path) -> list[Snapshot]:
     """Reads a snapshot file (YAML, JSON or NDJSON); raises InputErrors."""
     file = str(path)
     try:
-        data = Path(path).read_bytes()
+        return load_snapshot_text(decode_text(Path(path).read_bytes(), file), file)
+    except YamlError as exc:
+        raise InputErrors(exc.diagnostics) from exc
     except OSError as exc:
-        raise InputErrors(
-            [
-                Diagnostic(
-                    "input.unknown_reference",
-                    cap(f"cannot read facts file: {exc.strerror}"),
-                    SourceLocation(file),
-                )
-            ]
-        ) from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8", errors="replace")
-        line, column = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
-        raise InputErrors(
-            [
-                Diagnostic(
-                    "yaml.syntax",
-                    f"file is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}",
-                    SourceLocation(file, line, column),
-                    "save the file as UTF-8",
-                )
-            ]
-        ) from exc
-    return load_snapshot_text(text, file)
+        message = f"cannot read facts file: {exc.strerror}"
+        raise InputErrors([located("input.unknown_reference", message, file)]) from exc
 
 
 def load_snapshot_text(text: str, file: str) -> list[Snapshot]:
@@ -261,13 +248,8 @@ def load_snapshot_text(text: str, file: str) -> list[Snapshot]:
     snapshots: list[Snapshot] = []
     documents = _documents(text, file, problems)
     if not problems and all(raw is None for raw, _ in documents):
-        problems.append(
-            Diagnostic(
-                "input.schema",
-                "the file holds no FactSnapshot document",
-                SourceLocation(file, 1, 1),
-            )
-        )
+        message = "the file holds no FactSnapshot document"
+        problems.append(located("input.schema", message, file, 1, 1))
     for raw, source in documents:
         if raw is None:
             continue
@@ -275,13 +257,8 @@ def load_snapshot_text(text: str, file: str) -> list[Snapshot]:
         if kind in OTHER_KINDS:
             continue
         if not isinstance(raw, dict):
-            problems.append(
-                source().diagnostic(
-                    "input.schema",
-                    f"expected a FactSnapshot mapping, got a {type(raw).__name__}",
-                    (),
-                )
-            )
+            message = f"expected a FactSnapshot mapping, got a {type(raw).__name__}"
+            problems.append(source().diagnostic("input.schema", message, ()))
             continue
         snapshot, found = _snapshot(raw, source, file)
         problems += found
@@ -322,12 +299,15 @@ def _ndjson(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any,
         try:
             out.append((json.loads(line), _LazySource(file, line, number)))
         except json.JSONDecodeError as exc:
+            hint = "each line of a decision log is one JSON object"
             problems.append(
-                Diagnostic(
+                located(
                     "yaml.syntax",
-                    cap(f"invalid JSON line: {exc.msg}"),
-                    SourceLocation(file, number, exc.colno),
-                    "each line of a decision log is one JSON object",
+                    f"invalid JSON line: {exc.msg}",
+                    file,
+                    number,
+                    exc.colno,
+                    hint=hint,
                     source_line=line,
                 )
             )
@@ -432,18 +412,14 @@ def _normalise_facts(raw: Any, report: Report) -> dict[str, Any]:
     for root, value in raw.items() if isinstance(raw, dict) else ():
         declared = schema.SNAPSHOT_ROOTS.get(root)
         if declared is None:
-            note = (
-                " (it is not recorded in snapshots)"
-                if schema.root_type(root) or root in (schema.POLICY_ROOTS)
-                else ""
+            known = schema.root_type(root) or root in schema.POLICY_ROOTS
+            message = (
+                f"fact root {root!r} is not recorded in snapshots"
+                if known
+                else (f"unknown fact root {root!r}")
             )
-            report(
-                "fact.invalid",
-                f"unknown fact root {root!r}{note}",
-                ("facts", root),
-                key=True,
-                hint=did_you_mean(root, list(schema.SNAPSHOT_ROOTS)),
-            )
+            hint = did_you_mean(root, list(schema.SNAPSHOT_ROOTS))
+            report("fact.invalid", message, ("facts", root), key=True, hint=hint)
             continue
         values[root] = _normalise_root(root, value, declared, report)
     return values
@@ -513,20 +489,13 @@ def _provenance(doc: SnapshotDocument, report: Report) -> dict[FactPath, Provena
     out: dict[FactPath, Provenance] = {}
     for key, item in doc.provenance.items():
         path = _path(key, ("provenance", key), report)
-        ref = item.ref
-        object_ref = (
-            None
-            if ref is None
-            else ObjectRef(
-                ref.kind, ref.name, ref.namespace, ref.api_version, ref.uid, ref.resource_version
-            )
-        )
+        r, ref = item.ref, None
+        if r is not None:
+            ref = ObjectRef(r.kind, r.name, r.namespace, r.api_version, r.uid, r.resource_version)
         observed = _instant(item.observed_at, ("provenance", key, "observedAt"), report)
         evaluated = _instant(item.evaluated_at, ("provenance", key, "evaluatedAt"), report)
         if path is not None:
-            out[path] = Provenance(
-                item.source, object_ref, item.endpoint, item.query, observed, evaluated
-            )
+            out[path] = Provenance(item.source, ref, item.endpoint, item.query, observed, evaluated)
     return out
 
 
@@ -550,86 +519,51 @@ def _check_digest(recorded: str | None, actual: str, report: Report) -> None:
         return
     match = _DIGEST.match(recorded.strip().lower())
     if match is None:
-        report(
-            "input.schema",
-            f"digest {recorded!r} is not 'sha256:' and 8 to 64 hex digits",
-            ("digest",),
-            hint=f"the facts hash to {actual}",
-        )
+        message = f"digest {recorded!r} is not 'sha256:' and 8 to 64 hex digits"
+        report("input.schema", message, ("digest",), hint=f"the facts hash to {actual}")
     elif not actual.startswith("sha256:" + match.group(1)):
-        report(
-            "input.digest_mismatch",
-            f"digest mismatch: the file records {recorded}, its facts hash to {actual}",
-            ("digest",),
-            hint="the facts changed after recording; restore them or update the digest",
-        )
+        message = f"digest mismatch: the file records {recorded}, its facts hash to {actual}"
+        hint = "the facts changed after recording; restore them or update the digest"
+        report("input.digest_mismatch", message, ("digest",), hint=hint)
 
 
 def snapshot_document(snapshot: Snapshot) -> dict[str, Any]:
-    """The JSON-ready FactSnapshot document of ``snapshot`` (digest recomputed)."""
+    """The JSON-ready FactSnapshot document of ``snapshot`` (digest recomputed, nulls left out)."""
     facts = snapshot.facts
     facts_json = facts_to_json(facts.values)
     errors = errors_to_json(facts.errors)
-    doc: dict[str, Any] = {
+    recorded = snapshot.recorded_at
+    doc = {
         "apiVersion": API_VERSION,
         "kind": KIND,
         "metadata": {"name": snapshot.name},
+        "recordedAt": format_timestamp(recorded) if recorded is not None else None,
+        "recordedBy": _plain(snapshot.recorded_by) or None,
+        "now": format_timestamp(snapshot.now),
+        "mixedTime": snapshot.mixed_time,
+        "target": _target_json(snapshot.target),
+        "policies": _plain(snapshot.policies) or None,
+        "engine": _plain(snapshot.engine) or None,
+        "facts": facts_json,
+        "provenance": {format_path(p): _camel(v) for p, v in facts.provenance.items()} or None,
+        "errors": errors or None,
+        "redacted": list(snapshot.redacted) or None,
+        "digest": snapshot_digest(snapshot.now, snapshot.target, facts_json, errors),
+        "decision": _plain(snapshot.decision),
+        "decisionId": snapshot.decision_id,
+        "action": snapshot.action,
     }
-    if snapshot.recorded_at is not None:
-        doc["recordedAt"] = format_timestamp(snapshot.recorded_at)
-    if snapshot.recorded_by:
-        doc["recordedBy"] = _plain(snapshot.recorded_by)
-    doc["now"] = format_timestamp(snapshot.now)
-    doc["mixedTime"] = snapshot.mixed_time
-    if snapshot.target is not None:
-        doc["target"] = _target_json(snapshot.target)
-    for key, value in (("policies", snapshot.policies), ("engine", snapshot.engine)):
-        if value:
-            doc[key] = _plain(value)
-    doc["facts"] = facts_json
-    if facts.provenance:
-        doc["provenance"] = {
-            format_path(p): _provenance_json(v) for p, v in facts.provenance.items()
-        }
-    if errors:
-        doc["errors"] = errors
-    if snapshot.redacted:
-        doc["redacted"] = list(snapshot.redacted)
-    doc["digest"] = snapshot_digest(snapshot.now, snapshot.target, facts_json, errors)
-    if snapshot.decision is not None:
-        doc["decision"] = _plain(snapshot.decision)
-    if snapshot.decision_id is not None:
-        doc["decisionId"] = snapshot.decision_id
-    if snapshot.action is not None:
-        doc["action"] = snapshot.action
-    return doc
+    return {key: value for key, value in doc.items() if value is not None}
 
 
-def _provenance_json(p: Provenance) -> dict[str, Any]:
-    ref = None
-    if p.ref is not None:
-        r = p.ref
-        ref = {
-            k: v
-            for k, v in (
-                ("kind", r.kind),
-                ("name", r.name),
-                ("namespace", r.namespace),
-                ("apiVersion", r.api_version),
-                ("uid", r.uid),
-                ("resourceVersion", r.resource_version),
-            )
-            if v is not None
-        }
-    out = {
-        "source": p.source,
-        "ref": ref,
-        "endpoint": p.endpoint,
-        "query": p.query,
-        "observedAt": format_timestamp(p.observed_at) if p.observed_at else None,
-        "evaluatedAt": format_timestamp(p.evaluated_at) if p.evaluated_at else None,
+def _camel(value: Any) -> dict[str, Any]:
+    """A Provenance or ObjectRef as JSON: camelCase keys, no nulls."""
+    items = ((f.name, getattr(value, f.name)) for f in fields(value))
+    return {
+        _CAMEL.get(k, k): _camel(v) if is_dataclass(v) else _plain(v)
+        for k, v in items
+        if v is not None
     }
-    return {k: v for k, v in out.items() if v is not None}
 
 
 def dump_snapshot(snapshot: Snapshot, fmt: Literal["yaml", "json", "ndjson"]) -> str:

@@ -51,18 +51,12 @@ class CelEnv:
     extras: Mapping[str, Any] = field(default_factory=dict)
 
 
-class Program(Protocol):
-    """A compiled expression; opaque to callers."""
+#: A compiled expression; each backend has its own class with ``source`` and
+#: ``result_type``. Opaque to callers, hence ``Any`` in the protocol.
+Program = Any
 
-    @property
-    def source(self) -> str: ...
-
-    @property
-    def result_type(self) -> CelType: ...
-
-
-class Bound(Protocol):
-    """Variables converted once for a backend; rebinding adds or replaces names."""
+#: Variables converted once for a backend; rebinding adds or replaces names.
+Bound = Any
 
 
 class CelBackend(Protocol):
@@ -88,15 +82,29 @@ def classify_message(message: str) -> str:
     """Maps a backend's error text to a stable ``eval.*`` code."""
     lowered = message.lower()
     table = (
-        (("divide by zero", "division by zero", "modulus by zero", "modulo by zero"),
-         "eval.division_by_zero"),
+        (
+            ("divide by zero", "division by zero", "modulus by zero", "modulo by zero"),
+            "eval.division_by_zero",
+        ),
         (("overflow", "out of range"), "eval.overflow"),
-        (("key not found", "no such key", "no such member", "no value with name",
-          "undeclared reference", "index out of", "index error", "invalid index",
-          "unknown variable"),
-         "eval.no_such_key"),
-        (("no matching overload", "no overload", "no such overload", "found no matching"),
-         "eval.no_matching_overload"),
+        (
+            (
+                "key not found",
+                "no such key",
+                "no such member",
+                "no value with name",
+                "undeclared reference",
+                "index out of",
+                "index error",
+                "invalid index",
+                "unknown variable",
+            ),
+            "eval.no_such_key",
+        ),
+        (
+            ("no matching overload", "no overload", "no such overload", "found no matching"),
+            "eval.no_matching_overload",
+        ),
     )
     for needles, code in table:
         if any(n in lowered for n in needles):

@@ -17,21 +17,31 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from policy_engine import windows
 from policy_engine.cel import parsing
-from policy_engine.cel.parsing import reads as variables
-from policy_engine.cel.variables import declared_variables
 from policy_engine.cel.backend import CelBackend, CelCompileError, CelEnv, Program
 from policy_engine.cel.library import standard_library
+from policy_engine.cel.parsing import reads as variables
 from policy_engine.cel.types import CelType, FunctionDecl
+from policy_engine.cel.variables import declared_variables
 from policy_engine.errors import UsageError
 from policy_engine.model.times import TimeSyntaxError, parse_duration, parse_timestamp
 
 MAX_LENGTH = 10_000
 MAX_MACRO_DEPTH = 2
 BACKEND_NAMES = ("cel-expr-python", "celpy")
-ZONED_ACCESSORS = frozenset({
-    "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
-    "getHours", "getMinutes", "getSeconds", "getMilliseconds",
-})
+ZONED_ACCESSORS = frozenset(
+    {
+        "getFullYear",
+        "getMonth",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getHours",
+        "getMinutes",
+        "getSeconds",
+        "getMilliseconds",
+    }
+)
 _NOT_PORTABLE = re.compile(r"\.\?|\borValue\(|\bcel\.bind\(|\boptional\.")
 
 
@@ -101,13 +111,22 @@ def compile_checked(
 ) -> Checked:
     """Compiles with every load-time check; raises CompileProblems listing all problems."""
     if len(source) > MAX_LENGTH:
-        raise CompileProblems([variables.Problem(
-            "cel.limit", f"expression is {len(source)} characters (limit {MAX_LENGTH})", 0, 1)])
+        raise CompileProblems(
+            [
+                variables.Problem(
+                    "cel.limit",
+                    f"expression is {len(source)} characters (limit {MAX_LENGTH})",
+                    0,
+                    1,
+                )
+            ]
+        )
     try:
         node = parsing.parse(source)
     except parsing.CelSyntaxError as exc:
-        raise CompileProblems([variables.Problem(
-            "cel.parse", str(exc), exc.offset, exc.offset + 1)]) from exc
+        raise CompileProblems(
+            [variables.Problem("cel.parse", str(exc), exc.offset, exc.offset + 1)]
+        ) from exc
     analysis = variables.analyse(node, scope)
     problems = list(analysis.problems) + _literal_problems(node, env) + _limit_problems(node)
     warnings = _warnings(source, node)
@@ -120,10 +139,16 @@ def compile_checked(
         at = offsets(exc.offset_in(rewritten))
         raise CompileProblems([variables.Problem(exc.code, exc.message, at, at + 1)]) from exc
     if expect is not None and program.result_type not in (expect, CelType.DYN):
-        raise CompileProblems([variables.Problem(
-            "cel.check",
-            f"expression must be {expect.value}, not {program.result_type.value}",
-            0, len(source))])
+        raise CompileProblems(
+            [
+                variables.Problem(
+                    "cel.check",
+                    f"expression must be {expect.value}, not {program.result_type.value}",
+                    0,
+                    len(source),
+                )
+            ]
+        )
     return Checked(source, program, node, analysis, tuple(warnings))
 
 
@@ -135,9 +160,7 @@ class CompileProblems(Exception):
         self.problems = tuple(problems)
 
 
-def rewrite(
-    node: parsing.Node, functions: Sequence[FunctionDecl]
-) -> tuple[str, OffsetMap]:
+def rewrite(node: parsing.Node, functions: Sequence[FunctionDecl]) -> tuple[str, OffsetMap]:
     """Substitutes ``compiled_as`` templates (``since(x)`` → ``(now - (x))``)."""
     templates = {f.name: f.compiled_as for f in functions if f.compiled_as}
     edits: list[tuple[int, int, str]] = []
@@ -194,7 +217,8 @@ def _literal_problems(node: parsing.Node, env: CelEnv) -> list[variables.Problem
                 if message:
                     arg = args[check.position]
                     problems.append(
-                        variables.Problem("cel.invalid_argument", message, arg.start, arg.end))
+                        variables.Problem("cel.invalid_argument", message, arg.start, arg.end)
+                    )
     return problems
 
 
@@ -221,8 +245,13 @@ def _check_builtin_literal(
             message = f"{call.name}(): unknown time zone {value!r}"
             close = difflib.get_close_matches(value, sorted(available_timezones()), n=1)
             hint = f"did you mean {close[0]!r}?" if close else None
-    elif call.kind == "call" and call.name in ("inWindow", "nextTransition") and len(args) == 2 \
-            and args[1] is arg and value not in window_table:
+    elif (
+        call.kind == "call"
+        and call.name in ("inWindow", "nextTransition")
+        and len(args) == 2
+        and args[1] is arg
+        and value not in window_table
+    ):
         known = ", ".join(sorted(window_table)) or "none"
         message = f"{call.name}(): no window {value!r} in this policy (windows: {known})"
     if message is None:
@@ -241,9 +270,14 @@ def _try(action: object, message: str) -> str | None:
 def _limit_problems(node: parsing.Node) -> list[variables.Problem]:
     depth = parsing.max_macro_depth(node)
     if depth > MAX_MACRO_DEPTH:
-        return [variables.Problem(
-            "cel.limit", f"comprehensions nested {depth} deep (limit {MAX_MACRO_DEPTH})",
-            node.start, node.end)]
+        return [
+            variables.Problem(
+                "cel.limit",
+                f"comprehensions nested {depth} deep (limit {MAX_MACRO_DEPTH})",
+                node.start,
+                node.end,
+            )
+        ]
     return []
 
 
@@ -251,12 +285,23 @@ def _warnings(source: str, node: parsing.Node) -> list[variables.Problem]:
     found: list[variables.Problem] = []
     match = _NOT_PORTABLE.search(source)
     if match:
-        found.append(variables.Problem(
-            "cel.not_portable", f"{match.group()!r} is not portable to the celpy backend",
-            match.start(), match.end()))
+        found.append(
+            variables.Problem(
+                "cel.not_portable",
+                f"{match.group()!r} is not portable to the celpy backend",
+                match.start(),
+                match.end(),
+            )
+        )
     for item in node.walk():
         if item.kind == "member_call" and item.name in ZONED_ACCESSORS and len(item.children) == 1:
-            found.append(variables.Problem(
-                "time.no_timezone", f"{item.name}() without a time zone means UTC",
-                item.start, item.end, f"pass a zone, e.g. {item.name}('Europe/Berlin')"))
+            found.append(
+                variables.Problem(
+                    "time.no_timezone",
+                    f"{item.name}() without a time zone means UTC",
+                    item.start,
+                    item.end,
+                    f"pass a zone, e.g. {item.name}('Europe/Berlin')",
+                )
+            )
     return found

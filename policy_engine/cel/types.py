@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class CelType(str, Enum):
+class CelType(StrEnum):
     """Types used in function signatures and variable declarations."""
 
     BOOL = "bool"

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 
-from policy_engine.cli import check, common, eval, functions
+from policy_engine.cli import bench, check, common, eval, functions, replay
 from policy_engine.cli import test as test_verb
 from policy_engine.errors import (
     InputErrors,
@@ -25,9 +25,14 @@ from policy_engine.errors import (
 )
 
 VERSION = "0.1.0"
-EXTRA_OF = {"record": "evaluators", "replay": "evaluators", "run": "controller",
-            "demo": "controller"}
+EXTRA_OF = {
+    "record": "evaluators",
+    "replay": "evaluators",
+    "run": "controller",
+    "demo": "controller",
+}
 INTERNAL = 70
+BUILTIN_VERBS = ("eval", "test", "check", "functions", "replay", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"tidegate {VERSION}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
-    for module in (eval, test_verb, check, functions):
+    for module in (eval, test_verb, check, functions, replay, bench):
         module.register(sub)
     for verb in sorted(_plugin_verbs()):
-        sub.add_parser(verb, help=f"(from an installed extra) see tidegate {verb} --help",
-                       add_help=False)
+        sub.add_parser(
+            verb, help=f"(from an installed extra) see tidegate {verb} --help", add_help=False
+        )
     return parser
 
 
@@ -75,8 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except Exception as exc:  # a bug: one line, a traceback with -v
-        streams.err.write(f"tidegate {VERSION}: internal error: {type(exc).__name__}: {exc}"
-                          " (re-run with -v for the traceback)\n")
+        streams.err.write(
+            f"tidegate {VERSION}: internal error: {type(exc).__name__}: {exc}"
+            " (re-run with -v for the traceback)\n"
+        )
         if verbose:
             traceback.print_exc(file=streams.err)
         return INTERNAL
@@ -85,11 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(arguments: list[str], streams: common.Streams) -> int:
     verb = next((a for a in arguments if not a.startswith("-")), None)
     plugins = _plugin_verbs()
-    if verb in plugins and verb not in ("eval", "test", "check", "functions"):
+    if verb in plugins and verb not in BUILTIN_VERBS:
         return _run_plugin(verb, arguments, streams, plugins[verb])
     if verb in EXTRA_OF and verb not in plugins:
-        raise UsageError(f"'tidegate {verb}' needs the [{EXTRA_OF[verb]}] extra",
-                         hint=f"pip install 'tidegate[{EXTRA_OF[verb]}]'")
+        raise UsageError(
+            f"'tidegate {verb}' needs the [{EXTRA_OF[verb]}] extra",
+            hint=f"pip install 'tidegate[{EXTRA_OF[verb]}]'",
+        )
     parser = build_parser()
     try:
         args = parser.parse_args(arguments)
@@ -108,8 +118,9 @@ def _run_plugin(verb: str, arguments: list[str], streams: common.Streams, entry:
         loaded = entry.load()  # type: ignore[attr-defined]
     except ImportError as exc:
         extra = EXTRA_OF.get(verb, "controller")
-        raise UsageError(f"'tidegate {verb}' cannot load: {exc}",
-                         hint=f"pip install 'tidegate[{extra}]'") from exc
+        raise UsageError(
+            f"'tidegate {verb}' cannot load: {exc}", hint=f"pip install 'tidegate[{extra}]'"
+        ) from exc
     rest = list(arguments)
     rest.remove(verb)
     result: int = loaded(rest, streams)

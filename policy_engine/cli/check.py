@@ -39,7 +39,10 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     try:
         compiled = compile_policies(
             [*loading.load_builtin_policies(), *loading.load_policy_paths(policy_files)]
-            if policy_files else loading.load_builtin_policies(), backend)
+            if policy_files
+            else loading.load_builtin_policies(),
+            backend,
+        )
         diagnostics.extend(w for p in compiled for w in p.warnings)
     except PolicyErrors as exc:
         diagnostics.extend(exc.diagnostics)
@@ -57,8 +60,13 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     return exit_code
 
 
-def _write(args: argparse.Namespace, streams: common.Streams, files: Sequence[str],
-           shown: Sequence[Diagnostic], total: int) -> None:
+def _write(
+    args: argparse.Namespace,
+    streams: common.Streams,
+    files: Sequence[str],
+    shown: Sequence[Diagnostic],
+    total: int,
+) -> None:
     if args.output == "json":
         streams.out.write(json.dumps(json.check_report(files, shown)) + "\n")
     elif args.output == "junit":

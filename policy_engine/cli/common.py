@@ -32,13 +32,22 @@ def wall_clock() -> datetime:
 
 
 def add_global_flags(parser: argparse.ArgumentParser, outputs: Sequence[str]) -> None:
-    parser.add_argument("-p", "--policy", action="append", default=[], metavar="PATH",
-                        help="policy file or directory (repeatable; default from "
-                             f"{CONFIG_FILE}, else policies/)")
+    parser.add_argument(
+        "-p",
+        "--policy",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help=f"policy file or directory (repeatable; default from {CONFIG_FILE}, else policies/)",
+    )
     parser.add_argument("-o", "--output", choices=list(outputs), default=outputs[0])
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
-    parser.add_argument("--cel-backend", choices=["auto", "cel-expr-python", "celpy"],
-                        default=None, help="CEL implementation (env TIDEGATE_CEL_BACKEND)")
+    parser.add_argument(
+        "--cel-backend",
+        choices=["auto", "cel-expr-python", "celpy"],
+        default=None,
+        help="CEL implementation (env TIDEGATE_CEL_BACKEND)",
+    )
     parser.add_argument("-c", "--config", default=None, help=f"config file (default {CONFIG_FILE})")
     parser.add_argument("-q", "--quiet", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")

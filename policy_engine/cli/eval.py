@@ -11,14 +11,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from policy_engine import evaluation, snapshots
 from policy_engine.cli import common, sweeping
 from policy_engine.compiling import CompiledPolicy, coerce_param
-from policy_engine.errors import InputErrors, UsageError
+from policy_engine.errors import UsageError
 from policy_engine.explaining import Explainer
 from policy_engine.model.facts import DELETE, FactSet, FactShapeError, with_overrides
 from policy_engine.model.paths import PathSyntaxError, parse_path
@@ -41,8 +41,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="[POLICY/]NAME=VALUE")
     parser.add_argument("--rule", action="append", default=[], metavar="REF")
     parser.add_argument("--no-builtins", action="store_true")
-    parser.add_argument("--explain", nargs="?", const="fails", default=None,
-                        choices=["fails", "all", "none"])
+    parser.add_argument(
+        "--explain", nargs="?", const="fails", default=None, choices=["fails", "all", "none"]
+    )
     parser.add_argument("--sweep", metavar="FROM..TO/STEP")
     parser.add_argument("--horizon", default="2160h", metavar="DUR")
     parser.add_argument("--fail-on", default="blocked,pending")
@@ -52,9 +53,10 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:
     if args.live:
-        raise UsageError("eval --live needs the cluster readers",
-                         hint="pip install 'tidegate[evaluators]' and use tidegate record, "
-                              "then eval --facts")
+        raise UsageError(
+            "eval --live needs the cluster readers",
+            hint="pip install 'tidegate[evaluators]' and use tidegate record, then eval --facts",
+        )
     if not args.facts:
         raise UsageError("eval needs --facts FILE (or - for stdin)")
     fail_on = _fail_on(args.fail_on)
@@ -62,7 +64,8 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     display_tz = _zone(args.display_tz)
     backend = common.backend_from(args, streams)
     policies = common.compile_all(
-        common.load_policies(common.policy_paths(args), builtins=not args.no_builtins), backend)
+        common.load_policies(common.policy_paths(args), builtins=not args.no_builtins), backend
+    )
     snapshot = _snapshot(args.facts, args.rollout)
     facts = _facts(snapshot, args.set, args.at)
     options = _options(args, policies, facts, horizon)
@@ -74,24 +77,38 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
         explain_mode = "none"
     explainer = Explainer(policies, facts, backend, options)
     explanations = {v.tag: explainer.explain(v, explain_mode) for v in result.verdicts}
-    info = json.FactsInfo(source="file", path=args.facts,
-                          recorded_at=format_timestamp(snapshot.recorded_at)
-                          if snapshot.recorded_at else None,
-                          overrides=tuple(args.set))
+    info = json.FactsInfo(
+        source="file",
+        path=args.facts,
+        recorded_at=format_timestamp(snapshot.recorded_at) if snapshot.recorded_at else None,
+        overrides=tuple(args.set),
+    )
     if args.output == "json":
-        streams.out.write(json.dumps(json.evaluation_report(result, facts, info, explanations,
-                                                             _tzdata())) + "\n")
+        streams.out.write(
+            json.dumps(json.evaluation_report(result, facts, info, explanations, _tzdata())) + "\n"
+        )
     elif args.output == "github":
         streams.out.write(github.evaluation_annotations(result))
     else:
-        header = _header(result, facts, snapshot, backend_text=result.backend,
-                         display_tz=display_tz)
+        header = _header(
+            result, facts, snapshot, backend_text=result.backend, display_tz=display_tz
+        )
         rules = _rule_filter(args.rule, policies)
-        streams.out.write(text.evaluation_text(
-            result, facts, header, explanations,
-            text.TextOptions(color=streams.color(args.color), glyphs=args.color != "never",
-                             display_tz=display_tz,
-                             explain=explain_mode, rules=rules)))
+        streams.out.write(
+            text.evaluation_text(
+                result,
+                facts,
+                header,
+                explanations,
+                text.TextOptions(
+                    color=streams.color(args.color),
+                    glyphs=args.color != "never",
+                    display_tz=display_tz,
+                    explain=explain_mode,
+                    rules=rules,
+                ),
+            )
+        )
     return _exit(result, args.release, fail_on)
 
 
@@ -135,20 +152,25 @@ def _facts(snapshot: snapshots.Snapshot, sets: Sequence[str], at: str | None) ->
         raise UsageError(f"--set: {exc}") from exc
 
 
-def _options(args: argparse.Namespace, policies: Sequence[CompiledPolicy], facts: FactSet,
-             horizon: timedelta) -> evaluation.Options:
+def _options(
+    args: argparse.Namespace, policies: Sequence[CompiledPolicy], facts: FactSet, horizon: timedelta
+) -> evaluation.Options:
     params: dict[str, dict[str, Any]] = {}
     for item in args.param:
         name, value = common.parse_assignment(item, "--param")
         scope, _, param = name.rpartition("/")
-        targets = [p for p in policies if name.rpartition("/")[2] in p.param_types
-                   and (not scope or scope in (p.ref, p.name))]
+        targets = [
+            p
+            for p in policies
+            if name.rpartition("/")[2] in p.param_types and (not scope or scope in (p.ref, p.name))
+        ]
         if not targets:
             raise UsageError(f"--param {name}: no attached policy declares param {param!r}")
         for policy in targets:
             try:
                 params.setdefault(policy.ref, {})[param] = coerce_param(
-                    policy.param_types[param], value)
+                    policy.param_types[param], value
+                )
             except (TimeSyntaxError, ValueError, TypeError) as exc:
                 raise UsageError(f"--param {name}: {exc}") from exc
     candidates = None
@@ -160,23 +182,37 @@ def _options(args: argparse.Namespace, policies: Sequence[CompiledPolicy], facts
             match = [_hypothetical(args.release)]
             hypothetical = frozenset({args.release})
             candidates = [*match, *recorded]
-    return replace(evaluation.Options(), horizon=horizon, params=params, candidates=candidates,
-                   hypothetical=hypothetical)
+    return replace(
+        evaluation.Options(),
+        horizon=horizon,
+        params=params,
+        candidates=candidates,
+        hypothetical=hypothetical,
+    )
 
 
 def _hypothetical(tag: str) -> dict[str, Any]:
     return {"tag": tag, "version": None, "digest": None, "revision": None, "created": None}
 
 
-def _header(result: Evaluation, facts: FactSet, snapshot: snapshots.Snapshot, *,
-            backend_text: str, display_tz: Any) -> list[tuple[str, str]]:
+def _header(
+    result: Evaluation,
+    facts: FactSet,
+    snapshot: snapshots.Snapshot,
+    *,
+    backend_text: str,
+    display_tz: Any,
+) -> list[tuple[str, str]]:
     rollout = facts.values.get("rollout") or {}
     current = (rollout.get("current") or {}).get("tag") or "nothing"
     tags = ", ".join(v.tag for v in result.verdicts) or "none"
     options = text.TextOptions(display_tz=display_tz)
     lines = [
-        ("rollout", f"{rollout.get('namespace')}/{rollout.get('name')}   running {current}   "
-                    f"candidates {tags}"),
+        (
+            "rollout",
+            f"{rollout.get('namespace')}/{rollout.get('name')}   running {current}   "
+            f"candidates {tags}",
+        ),
         ("now", f"{text.when(facts.now, options)} (from {facts.now_source})"),
     ]
     if snapshot.recorded_at is not None:
@@ -184,12 +220,28 @@ def _header(result: Evaluation, facts: FactSet, snapshot: snapshots.Snapshot, *,
         lines.append(("facts", recorded))
         gap = facts.now - snapshot.recorded_at
         if abs(gap) > timedelta(minutes=5):
-            lines.append(("", "warning[input.time_gap]: now differs from the recording by "
-                              f"{text._span(abs(gap))}; other facts are assumed unchanged"))
-    refs = " · ".join(sorted({p.ref + (" (builtin)" if p.builtin else f" {p.digest[:15]}")
-                              for p in result.policies})) or "none"
+            lines.append(
+                (
+                    "",
+                    "warning[input.time_gap]: now differs from the recording by "
+                    f"{text._span(abs(gap))}; other facts are assumed unchanged",
+                )
+            )
+    refs = (
+        " · ".join(
+            sorted(
+                {
+                    p.ref + (" (builtin)" if p.builtin else f" {p.digest[:15]}")
+                    for p in result.policies
+                }
+            )
+        )
+        or "none"
+    )
     lines.append(("policies", refs))
-    lines.append(("engine", f"tidegate {json.ENGINE_VERSION} · {backend_text} · tzdata {_tzdata()}"))
+    lines.append(
+        ("engine", f"tidegate {json.ENGINE_VERSION} · {backend_text} · tzdata {_tzdata()}")
+    )
     return lines
 
 
@@ -201,8 +253,10 @@ def _rule_filter(refs: Sequence[str], policies: Sequence[CompiledPolicy]) -> fro
     for ref in refs:
         found = [i for i in ids if i == ref or i.endswith("/" + ref)]
         if len(found) != 1:
-            raise UsageError(f"--rule {ref!r} matches {len(found)} rules",
-                             hint="use <policy>/<rule> or the full rule ID")
+            raise UsageError(
+                f"--rule {ref!r} matches {len(found)} rules",
+                hint="use <policy>/<rule> or the full rule ID",
+            )
         chosen.update(found)
     return frozenset(chosen)
 
@@ -228,8 +282,10 @@ def _fail_on(value: str) -> frozenset[str]:
     items = frozenset(v.strip() for v in value.split(",") if v.strip())
     unknown = items - set(FAIL_ON)
     if unknown:
-        raise UsageError(f"--fail-on: unknown {', '.join(sorted(unknown))}",
-                         hint="use blocked, pending, warn or none")
+        raise UsageError(
+            f"--fail-on: unknown {', '.join(sorted(unknown))}",
+            hint="use blocked, pending, warn or none",
+        )
     return frozenset() if "none" in items else items
 
 
@@ -256,5 +312,3 @@ def _tzdata() -> str:
         return version("tzdata")
     except Exception:  # the system zone database has no version we can read
         return "system"
-
-

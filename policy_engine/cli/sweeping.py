@@ -17,7 +17,8 @@ from policy_engine.cel.backend import CelBackend
 from policy_engine.cli import common
 from policy_engine.compiling import CompiledPolicy
 from policy_engine.errors import UsageError
-from policy_engine.evaluation.sweeping import SweepTooLong, sweep as run_sweep
+from policy_engine.evaluation.sweeping import SweepTooLong
+from policy_engine.evaluation.sweeping import sweep as run_sweep
 from policy_engine.model.facts import FactSet
 from policy_engine.model.times import TimeSyntaxError, format_timestamp, parse_duration, to_utc
 from policy_engine.rendering import json, text
@@ -29,8 +30,10 @@ def parse_range(spec: str, facts: FactSet) -> tuple[datetime, datetime, timedelt
     """``FROM..TO/STEP`` with FROM = RFC 3339 | recorded | now, TO = RFC 3339 | +DUR."""
     match = _SPEC.match(spec)
     if match is None:
-        raise UsageError(f"--sweep {spec!r}: expected FROM..TO/STEP",
-                         hint="e.g. recorded..+72h/15m or 2026-03-27T08:00:00+01:00..+3d/15m")
+        raise UsageError(
+            f"--sweep {spec!r}: expected FROM..TO/STEP",
+            hint="e.g. recorded..+72h/15m or 2026-03-27T08:00:00+01:00..+3d/15m",
+        )
     try:
         start_text = match.group("start")
         if start_text == "recorded":
@@ -40,8 +43,7 @@ def parse_range(spec: str, facts: FactSet) -> tuple[datetime, datetime, timedelt
         else:
             start = to_utc(start_text)
         end_text = match.group("end")
-        end = start + parse_duration(end_text[1:]) if end_text.startswith("+") else to_utc(
-            end_text)
+        end = start + parse_duration(end_text[1:]) if end_text.startswith("+") else to_utc(end_text)
         step = parse_duration(match.group("step"))
     except TimeSyntaxError as exc:
         raise UsageError(f"--sweep: {exc}") from exc
@@ -75,18 +77,31 @@ def sweep(
         raise UsageError(f"--sweep: {exc}") from exc
     subject = f"release {release}" if release else "rollout"
     if args.output == "json":
-        streams.out.write(json.dumps({
-            "apiVersion": json.API_VERSION, "kind": "SweepReport", "subject": subject,
-            "from": format_timestamp(start), "to": format_timestamp(end),
-            "step": args.sweep.rsplit("/", 1)[1], "initial": initial,
-            "transitions": [{"at": format_timestamp(t.at), "from": t.before, "to": t.after}
-                            for t in transitions],
-        }) + "\n")
+        streams.out.write(
+            json.dumps(
+                {
+                    "apiVersion": json.API_VERSION,
+                    "kind": "SweepReport",
+                    "subject": subject,
+                    "from": format_timestamp(start),
+                    "to": format_timestamp(end),
+                    "step": args.sweep.rsplit("/", 1)[1],
+                    "initial": initial,
+                    "transitions": [
+                        {"at": format_timestamp(t.at), "from": t.before, "to": t.after}
+                        for t in transitions
+                    ],
+                }
+            )
+            + "\n"
+        )
         return 0
     options_text = text.TextOptions(display_tz=display_tz)
-    lines = [f"sweep {subject} {text.when(start, options_text)} .. {text.when(end, options_text)}"
-             f" every {args.sweep.rsplit('/', 1)[1]}",
-             f"  {text.when(start, options_text)}  {initial}"]
+    lines = [
+        f"sweep {subject} {text.when(start, options_text)} .. {text.when(end, options_text)}"
+        f" every {args.sweep.rsplit('/', 1)[1]}",
+        f"  {text.when(start, options_text)}  {initial}",
+    ]
     lines += [f"  {text.when(t.at, options_text)}  {t.before} → {t.after}" for t in transitions]
     lines.append(f"{len(transitions)} change(s)")
     streams.out.write("\n".join(lines) + "\n")

@@ -30,8 +30,9 @@ def register(sub: Any) -> None:
     parser.add_argument("--allow-empty", action="store_true")
     parser.add_argument("--fail-fast", action="store_true")
     parser.add_argument("-j", "--jobs", type=int, default=1, help="accepted; cases run serially")
-    parser.add_argument("--explain", nargs="?", const="fails", default="fails",
-                        choices=["fails", "all"])
+    parser.add_argument(
+        "--explain", nargs="?", const="fails", default="fails", choices=["fails", "all"]
+    )
     parser.add_argument("--report", action="append", default=[], metavar="FORMAT=PATH")
     parser.set_defaults(handler=run)
 
@@ -41,15 +42,19 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     paths = args.paths or [DEFAULT_ROOT]
     suite = Suite(common.backend_from(args, streams), strict=args.strict)
     report = suite.run(paths, filters, fail_fast=args.fail_fast)
-    writers = {"text": lambda: render.text(report, verbose=args.verbose),
-               "json": lambda: render.json_report(report), "junit": lambda: render.junit(report),
-               "github": lambda: render.github_report(report)}
+    writers = {
+        "text": lambda: render.text(report, verbose=args.verbose),
+        "json": lambda: render.json_report(report),
+        "junit": lambda: render.junit(report),
+        "github": lambda: render.github_report(report),
+    }
     streams.out.write(writers[args.output]())
     for item in args.report:
         kind, _, target = item.partition("=")
         if kind not in writers or not target:
-            raise UsageError(f"--report {item!r}: expected FORMAT=PATH with FORMAT one of "
-                             + ", ".join(writers))
+            raise UsageError(
+                f"--report {item!r}: expected FORMAT=PATH with FORMAT one of " + ", ".join(writers)
+            )
         Path(target).write_text(writers[kind](), encoding="utf-8")
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if args.output == "github" and summary:
@@ -76,7 +81,8 @@ def _filters(args: argparse.Namespace) -> Filters:
     for item in args.filter:
         key, _, glob = item.partition("=")
         if key not in ("file", "case", "rule", "tag") or not glob:
-            raise UsageError(f"--filter {item!r}: expected KEY=GLOB with KEY file, case, rule "
-                             "or tag")
+            raise UsageError(
+                f"--filter {item!r}: expected KEY=GLOB with KEY file, case, rule or tag"
+            )
         globs[key] = (*globs.get(key, ()), glob)
     return Filters(pattern, globs)

@@ -55,8 +55,9 @@ def evaluate(
 ) -> Evaluation:
     """Evaluates every attached policy for every candidate."""
     options = options or Options()
-    attached = attached_policies(policies, facts.values) if options.check_attachment else list(
-        policies)
+    attached = (
+        attached_policies(policies, facts.values) if options.check_attachment else list(policies)
+    )
     disabled, diagnostics = disabled_builtins(facts.values, attached)
     runner = RuleRunner(backend, facts)
     base = bind_facts(backend, facts.values, facts.now)
@@ -108,8 +109,11 @@ def _verdict(
             members.append(Member(policy, rule, result.outcome, dynamic))
     decision = fold(tuple(results))
     next_change = timeline.decision_change(members, decision)
-    warnings = tuple(r.rule_id for r in results
-                     if r.effect is Effect.WARN and r.outcome not in (Outcome.PASS, Outcome.SKIP))
+    warnings = tuple(
+        r.rule_id
+        for r in results
+        if r.effect is Effect.WARN and r.outcome not in (Outcome.PASS, Outcome.SKIP)
+    )
     return Verdict(
         candidate=candidate,
         decision=decision,
@@ -121,14 +125,18 @@ def _verdict(
     )
 
 
-def _match(runner: RuleRunner, policy: CompiledPolicy, context: CandidateContext) -> RawResult | None:
+def _match(
+    runner: RuleRunner, policy: CompiledPolicy, context: CandidateContext
+) -> RawResult | None:
     """None when all matchConditions hold; else the result every rule gets."""
     binding = context.for_policy(policy)
     for name, expr in policy.match_conditions:
         value = runner.boolean(expr, binding)
         if isinstance(value, EvalError):
-            return RawResult(Outcome.ERROR, error=EvalError(
-                value.code, f"matchCondition {name}: {value.message}"))
+            return RawResult(
+                Outcome.ERROR,
+                error=EvalError(value.code, f"matchCondition {name}: {value.message}"),
+            )
         if not value:
             return RawResult(Outcome.SKIP, reason=NOT_APPLICABLE)
     return None

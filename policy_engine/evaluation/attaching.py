@@ -48,7 +48,8 @@ def attaches(policy: CompiledPolicy, rollout: Mapping[str, Any] | None) -> bool:
         return True
     namespace = rollout.get("namespace")
     if policy.policy.origin is Origin.NAMESPACED and policy.policy.namespace not in (
-        None, namespace
+        None,
+        namespace,
     ):
         return False
     labels = rollout.get("labels") or {}

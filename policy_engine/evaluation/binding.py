@@ -40,8 +40,9 @@ class CandidateContext:
     def for_policy(self, policy: CompiledPolicy) -> PolicyBinding:
         cached = self._policies.get(id(policy))
         if cached is None:
-            cached = bind_policy(self.backend, self.base, policy,
-                                 self.param_overrides.get(policy.ref, {}))
+            cached = bind_policy(
+                self.backend, self.base, policy, self.param_overrides.get(policy.ref, {})
+            )
             self._policies[id(policy)] = cached
         return cached
 

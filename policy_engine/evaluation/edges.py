@@ -101,7 +101,8 @@ def _parsed(values: Iterable[Any]) -> list[windows.Window]:
 def _relation_edges(
     site: TimeSite, backend: CelBackend, bound: Bound, now: datetime, horizon: datetime
 ) -> list[datetime]:
-    assert site.moving is not None and site.fixed is not None
+    assert site.moving is not None
+    assert site.fixed is not None
     moving = backend.evaluate(site.moving, bound)
     fixed = backend.evaluate(site.fixed, bound)
     if isinstance(moving, EvalError) or isinstance(fixed, EvalError):

@@ -104,9 +104,7 @@ class RuleRunner:
         checks = tuple(CheckResult(name, self.boolean(expr, binding)) for name, expr in rule.checks)
         return fold_checks(rule.mode, checks), checks
 
-    def present(
-        self, rule: CompiledRule, binding: PolicyBinding, outcome: Outcome
-    ) -> Presentation:
+    def present(self, rule: CompiledRule, binding: PolicyBinding, outcome: Outcome) -> Presentation:
         """Message for non-pass results, outputs for non-skip results."""
         message = rule.message
         message_error: EvalError | None = None
@@ -115,8 +113,13 @@ class RuleRunner:
             if isinstance(value, str) and value:
                 message = value
             else:
-                message_error = value if isinstance(value, EvalError) else EvalError(
-                    "eval.type_error", "messageExpression gave an empty or non-string value")
+                message_error = (
+                    value
+                    if isinstance(value, EvalError)
+                    else EvalError(
+                        "eval.type_error", "messageExpression gave an empty or non-string value"
+                    )
+                )
         outputs: dict[str, Any] = {}
         output_errors: dict[str, EvalError] = {}
         if outcome is not Outcome.SKIP:

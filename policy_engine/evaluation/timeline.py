@@ -75,8 +75,9 @@ class Timeline:
         now = self.context.now
         try:
             sources = [
-                edges.site_edges(site, policy, self.runner.backend, binding.bound, self.facts,
-                                 now, self.horizon)
+                edges.site_edges(
+                    site, policy, self.runner.backend, binding.bound, self.facts, now, self.horizon
+                )
                 for site in rule.time_sites
             ]
         except edges.OpaqueTime:
@@ -134,12 +135,16 @@ class Timeline:
         except edges.OpaqueTime:
             return None
 
-    def _first_flip(self, members: list[Member], decision: Decision,
-                    sources: list[Iterator[datetime]]) -> datetime | None:
+    def _first_flip(
+        self, members: list[Member], decision: Decision, sources: list[Iterator[datetime]]
+    ) -> datetime | None:
         for instant in edges.merged(sources, self.context.now):
             outcomes = [
-                (m.rule.effect, m.rule.on_error,
-                 self.outcome_at(m.policy, m.rule, instant) if m.dynamic else m.outcome)
+                (
+                    m.rule.effect,
+                    m.rule.on_error,
+                    self.outcome_at(m.policy, m.rule, instant) if m.dynamic else m.outcome,
+                )
                 for m in members
             ]
             if fold_outcomes(outcomes) is not decision:
@@ -178,8 +183,11 @@ def _blocked_for_good(members: list[Member]) -> bool:
     Static rules keep their result; a time-dependent ``fail`` means no edge in
     the horizon makes it pass (else it would be ``pending``).
     """
-    lasting = [(m.rule.effect, m.rule.on_error, m.outcome) for m in members
-               if not m.dynamic or m.outcome is Outcome.FAIL]
+    lasting = [
+        (m.rule.effect, m.rule.on_error, m.outcome)
+        for m in members
+        if not m.dynamic or m.outcome is Outcome.FAIL
+    ]
     return fold_outcomes(lasting) is Decision.BLOCKED
 
 

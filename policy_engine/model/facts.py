@@ -232,10 +232,7 @@ def set_path(values: dict[str, Any], path: FactPath, new: Any) -> None:
     """Sets (or deletes, with ``new is DELETE``) a path, creating maps on the way."""
     parent: Any = values
     for segment in path[:-1]:
-        if isinstance(parent, dict):
-            parent = parent.setdefault(segment, {})
-        else:
-            parent = parent[segment]
+        parent = parent.setdefault(segment, {}) if isinstance(parent, dict) else parent[segment]
         if parent is None:
             raise KeyError(format_path(path))
     last = path[-1]
@@ -296,7 +293,9 @@ def with_overrides(
             try:
                 set_path(values, path, value)
             except (KeyError, IndexError, TypeError) as exc:
-                raise FactShapeError(path, f"cannot set {format_path(path)}: no such parent") from exc
+                raise FactShapeError(
+                    path, f"cannot set {format_path(path)}: no such parent"
+                ) from exc
         errors = errors_below(errors, path)
         provenance[path] = Provenance(source)
         touched.add(root)

@@ -8,7 +8,7 @@ Field names follow POLICY-FORMATS.md §2.2 (camelCase aliases).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -25,25 +25,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-class Effect(str, Enum):
+class Effect(StrEnum):
     BLOCK = "block"
     WARN = "warn"
     AUDIT = "audit"
 
 
-class OnError(str, Enum):
+class OnError(StrEnum):
     BLOCK = "block"
     PENDING = "pending"
 
 
-class RuleKind(str, Enum):
+class RuleKind(StrEnum):
     GATE = "gate"
     WINDOW = "window"
     DEPENDENCY = "dependency"
     HEALTH = "health"
 
 
-class Origin(str, Enum):
+class Origin(StrEnum):
     BUILTIN = "builtin"
     NAMESPACED = "namespaced"
     CLUSTER = "cluster"
@@ -142,11 +142,7 @@ class RuleSpec(Strict):
 
     @model_validator(mode="after")
     def _one_body(self) -> RuleSpec:
-        bodies = [
-            b
-            for b in ("expression", "all", "any", "window")
-            if getattr(self, b) is not None
-        ]
+        bodies = [b for b in ("expression", "all", "any", "window") if getattr(self, b) is not None]
         if len(bodies) != 1:
             found = ", ".join(bodies) or "none"
             raise ValueError(
@@ -202,9 +198,9 @@ def normalise_param(name: str, raw: Any) -> ParamSpec:
     return ParamSpec(type=infer_param_type(raw), default=raw)
 
 
-def infer_param_type(value: Any) -> Literal[
-    "bool", "int", "double", "string", "duration", "timestamp", "list", "map"
-]:
+def infer_param_type(
+    value: Any,
+) -> Literal["bool", "int", "double", "string", "duration", "timestamp", "list", "map"]:
     """Infers a param type from a YAML value (strings that parse as durations stay strings)."""
     if isinstance(value, bool):
         return "bool"

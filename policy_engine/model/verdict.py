@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from policy_engine.errors import Diagnostic, EvalError, SourceLocation
@@ -18,7 +18,7 @@ from policy_engine.model.paths import FactPath
 from policy_engine.model.policy import Effect, OnError, RuleKind
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     PASS = "pass"
     FAIL = "fail"
     PENDING = "pending"
@@ -26,7 +26,7 @@ class Outcome(str, Enum):
     ERROR = "error"
 
 
-class Decision(str, Enum):
+class Decision(StrEnum):
     ALLOWED = "Allowed"
     PENDING = "Pending"
     BLOCKED = "Blocked"

@@ -114,8 +114,8 @@ class YamlSourceMap:
         found, node = self._nearest(path)
         exact = node is not None and found == tuple(path)
         if node is not None and exact and key and node.key is not None:
-            line, col, end = node.key
-            return SourceLocation(self.file, line + 1, col + 1, end + 1 if end > col else None)
+            line, col, last = node.key
+            return SourceLocation(self.file, line + 1, col + 1, last + 1 if last > col else None)
         if node is not None and exact and width <= 0 and offset <= 0 and node.value is not None:
             one_line = node.end_line == node.line and node.end_col > node.col
             end = node.end_col + 1 if one_line else None
@@ -183,16 +183,9 @@ def decode_text(data: bytes, file: str) -> str:
     except UnicodeDecodeError as exc:
         before = data[: exc.start].decode("utf-8", errors="replace")
         line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
-        bad = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
-        problem = located(
-            "yaml.syntax",
-            f"file is not UTF-8 text: {bad}",
-            file,
-            line,
-            column,
-            hint="save the file as UTF-8",
-        )
-        raise YamlError([problem]) from exc
+        message = f"file is not UTF-8 text: byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        hint = "save the file as UTF-8"
+        raise YamlError([located("yaml.syntax", message, file, line, column, hint=hint)]) from exc
 
 
 def normalise_text(text: str) -> str:
@@ -246,17 +239,11 @@ def _syntax_problem(exc: Exception, file: str, text: str, starts: list[int]) -> 
         message = f"{context}: {problem}" if context else str(problem)
     else:
         message = str(exc).split("\n  in ", 1)[0]
-    hint = "check indentation, quoting and that every ':' is followed by a space"
-    source_line = YamlSourceMap(file, text, starts, {}).line_text(line + 1)
-    return located(
-        "yaml.syntax",
-        f"invalid YAML: {message}",
-        file,
-        line + 1,
-        col + 1,
-        hint=hint,
-        source_line=source_line,
-    )
+    extra = {
+        "hint": "check indentation, quoting and that every ':' is followed by a space",
+        "source_line": YamlSourceMap(file, text, starts, {}).line_text(line + 1),
+    }
+    return located("yaml.syntax", f"invalid YAML: {message}", file, line + 1, col + 1, **extra)
 
 
 class _Builder:

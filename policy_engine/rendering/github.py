@@ -20,8 +20,9 @@ def _property(text: str) -> str:
     return _escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def command(level: str, message: str, location: SourceLocation | None = None,
-            title: str | None = None) -> str:
+def command(
+    level: str, message: str, location: SourceLocation | None = None, title: str | None = None
+) -> str:
     props: list[str] = []
     if location is not None and location.file:
         props.append(f"file={_property(location.file)}")
@@ -40,21 +41,37 @@ def evaluation_annotations(evaluation: Evaluation) -> str:
         for result in verdict.results:
             if result.outcome in (Outcome.PASS, Outcome.SKIP):
                 continue
-            level = "error" if result.blocking and result.outcome is not Outcome.PENDING else (
-                "warning" if result.blocking else "notice")
+            level = (
+                "error"
+                if result.blocking and result.outcome is not Outcome.PENDING
+                else ("warning" if result.blocking else "notice")
+            )
             detail = result.error.message if result.error else result.message
-            out.append(command(level, f"{verdict.tag}: {result.rule_id} {result.outcome.value}"
-                                      f" ({result.reason}): {detail}", result.location,
-                               result.rule_id))
+            out.append(
+                command(
+                    level,
+                    f"{verdict.tag}: {result.rule_id} {result.outcome.value}"
+                    f" ({result.reason}): {detail}",
+                    result.location,
+                    result.rule_id,
+                )
+            )
     decision = evaluation.decision.value if evaluation.decision else "UpToDate"
-    out.append(command("notice", f"decision {decision}; allowed: "
-                                 f"{', '.join(evaluation.allowed_versions) or 'none'}"))
+    out.append(
+        command(
+            "notice",
+            f"decision {decision}; allowed: {', '.join(evaluation.allowed_versions) or 'none'}",
+        )
+    )
     return "".join(out)
 
 
 def diagnostic_annotations(diagnostics: Sequence[Diagnostic]) -> str:
     return "".join(
-        command("error" if d.severity is Severity.ERROR else "warning",
-                f"[{d.code}] {d.message}" + (f" ({d.hint})" if d.hint else ""), d.location)
+        command(
+            "error" if d.severity is Severity.ERROR else "warning",
+            f"[{d.code}] {d.message}" + (f" ({d.hint})" if d.hint else ""),
+            d.location,
+        )
         for d in diagnostics
     )

@@ -105,11 +105,17 @@ def rule_json(result: RuleResult, explanation: RuleExplanation | None) -> dict[s
         "durationNs": result.duration_ns,
     }
     if result.location is not None:
-        out["source"] = {"file": result.location.file, "line": result.location.line,
-                         "column": result.location.column}
+        out["source"] = {
+            "file": result.location.file,
+            "line": result.location.line,
+            "column": result.location.column,
+        }
     if result.error is not None:
-        out["error"] = {"code": result.error.code, "message": result.error.message,
-                        "span": result.error.span}
+        out["error"] = {
+            "code": result.error.code,
+            "message": result.error.message,
+            "span": result.error.span,
+        }
     if result.checks:
         out["checks"] = {c.name: jsonable(c.value) for c in result.checks}
     if result.message_error is not None:
@@ -122,8 +128,12 @@ def rule_json(result: RuleResult, explanation: RuleExplanation | None) -> dict[s
 def explanation_json(explanation: RuleExplanation) -> dict[str, Any]:
     out: dict[str, Any] = {
         "facts": [
-            {"path": f.path, "status": f.status, "error": f.error,
-             "provenance": _provenance(f.provenance) if f.provenance else None}
+            {
+                "path": f.path,
+                "status": f.status,
+                "error": f.error,
+                "provenance": _provenance(f.provenance) if f.provenance else None,
+            }
             for f in explanation.facts
         ],
     }
@@ -134,20 +144,37 @@ def explanation_json(explanation: RuleExplanation) -> dict[str, Any]:
     if explanation.window is not None:
         w = explanation.window
         out["window"] = {
-            "name": w.name, "timezone": w.timezone, "localTime": w.local_time, "open": w.open,
+            "name": w.name,
+            "timezone": w.timezone,
+            "localTime": w.local_time,
+            "open": w.open,
             "nextChange": jsonable(w.next_change),
-            "entries": [{"name": e.name, "kind": e.kind, "description": e.description,
-                         "active": e.active, "because": e.because} for e in w.entries],
+            "entries": [
+                {
+                    "name": e.name,
+                    "kind": e.kind,
+                    "description": e.description,
+                    "active": e.active,
+                    "because": e.because,
+                }
+                for e in w.entries
+            ],
         }
     return out
 
 
 def node_json(node: ExplainNode) -> dict[str, Any]:
-    out: dict[str, Any] = {"text": node.text, "op": node.op, "value": jsonable(node.value),
-                           "span": {"start": node.start, "end": node.end}}
+    out: dict[str, Any] = {
+        "text": node.text,
+        "op": node.op,
+        "value": jsonable(node.value),
+        "span": {"start": node.start, "end": node.end},
+    }
     if node.operands:
-        out["operands"] = [{"text": o.text, "value": jsonable(o.value), "facts": list(o.facts)}
-                           for o in node.operands]
+        out["operands"] = [
+            {"text": o.text, "value": jsonable(o.value), "facts": list(o.facts)}
+            for o in node.operands
+        ]
     if node.children:
         out["children"] = [node_json(c) for c in node.children]
     return out
@@ -160,25 +187,48 @@ def provenance_json(facts: FactSet) -> dict[str, Any]:
 def _provenance(p: Provenance) -> dict[str, Any]:
     ref = None
     if p.ref is not None:
-        ref = {"apiVersion": p.ref.api_version, "kind": p.ref.kind, "namespace": p.ref.namespace,
-               "name": p.ref.name, "uid": p.ref.uid, "resourceVersion": p.ref.resource_version}
-    return {"source": p.source, "ref": ref, "endpoint": p.endpoint, "query": p.query,
-            "observedAt": jsonable(p.observed_at), "evaluatedAt": jsonable(p.evaluated_at)}
+        ref = {
+            "apiVersion": p.ref.api_version,
+            "kind": p.ref.kind,
+            "namespace": p.ref.namespace,
+            "name": p.ref.name,
+            "uid": p.ref.uid,
+            "resourceVersion": p.ref.resource_version,
+        }
+    return {
+        "source": p.source,
+        "ref": ref,
+        "endpoint": p.endpoint,
+        "query": p.query,
+        "observedAt": jsonable(p.observed_at),
+        "evaluatedAt": jsonable(p.evaluated_at),
+    }
 
 
 def diagnostic_json(d: Diagnostic) -> dict[str, Any]:
     loc = d.location
     return {
-        "code": d.code, "severity": d.severity.value,
-        "file": loc.file if loc else None, "line": loc.line if loc else None,
-        "column": loc.column if loc else None, "endLine": loc.end_line if loc else None,
-        "endColumn": loc.end_column if loc else None, "path": d.path, "message": d.message,
-        "hint": d.hint, "rule": d.rule,
+        "code": d.code,
+        "severity": d.severity.value,
+        "file": loc.file if loc else None,
+        "line": loc.line if loc else None,
+        "column": loc.column if loc else None,
+        "endLine": loc.end_line if loc else None,
+        "endColumn": loc.end_column if loc else None,
+        "path": d.path,
+        "message": d.message,
+        "hint": d.hint,
+        "rule": d.rule,
     }
 
 
 def check_report(files: Sequence[str], diagnostics: Sequence[Diagnostic]) -> dict[str, Any]:
     errors = [diagnostic_json(d) for d in diagnostics if d.severity.value == "error"]
     warnings = [diagnostic_json(d) for d in diagnostics if d.severity.value == "warning"]
-    return {"apiVersion": API_VERSION, "kind": "CheckReport", "files": list(files),
-            "errors": errors, "warnings": warnings}
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CheckReport",
+        "files": list(files),
+        "errors": errors,
+        "warnings": warnings,
+    }

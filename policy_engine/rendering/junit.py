@@ -14,10 +14,14 @@ from policy_engine.errors import Diagnostic, Severity
 def check_report(files: Sequence[str], diagnostics: Sequence[Diagnostic]) -> str:
     suites = ET.Element("testsuites", name="tidegate check")
     for file in files:
-        found = [d for d in diagnostics if d.location and d.location.file == file
-                 and d.severity is Severity.ERROR]
-        suite = ET.SubElement(suites, "testsuite", name=file, tests="1",
-                              failures="0", errors=str(min(len(found), 1)))
+        found = [
+            d
+            for d in diagnostics
+            if d.location and d.location.file == file and d.severity is Severity.ERROR
+        ]
+        suite = ET.SubElement(
+            suites, "testsuite", name=file, tests="1", failures="0", errors=str(min(len(found), 1))
+        )
         case = ET.SubElement(suite, "testcase", name="check", classname=file, file=file)
         if found:
             error = ET.SubElement(case, "error", message=found[0].message, type=found[0].code)

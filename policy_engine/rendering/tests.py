@@ -17,22 +17,35 @@ MARKS = {"passed": "✓", "failed": "✗", "skipped": "○", "todo": "◌"}
 
 
 class CaseLike(Protocol):
-    id: str
-    file: str
-    line: int
-    name: str
-    status: str
-    mismatches: Sequence[Any]
-    duration_ms: float
-    note: str
-    explanations: Sequence[Any]
+    @property
+    def id(self) -> str: ...
+    @property
+    def file(self) -> str: ...
+    @property
+    def line(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def mismatches(self) -> Sequence[Any]: ...
+    @property
+    def duration_ms(self) -> float: ...
+    @property
+    def note(self) -> str: ...
+    @property
+    def explanations(self) -> Sequence[Any]: ...
 
 
 class ReportLike(Protocol):
-    cases: Sequence[CaseLike]
-    diagnostics: Sequence[Diagnostic]
-    backend: str
-    duration_ms: float
+    @property
+    def cases(self) -> Sequence[CaseLike]: ...
+    @property
+    def diagnostics(self) -> Sequence[Diagnostic]: ...
+    @property
+    def backend(self) -> str: ...
+    @property
+    def duration_ms(self) -> float: ...
 
     def count(self, status: str) -> int: ...
 
@@ -44,8 +57,9 @@ def summary_line(report: ReportLike) -> str:
         parts.append(f"{report.count('skipped')} skipped")
     if report.count("todo"):
         parts.append(f"{report.count('todo')} todo")
-    return (f"{total} cases: {', '.join(parts)}   {report.backend}   "
-            f"{report.duration_ms / 1000:.2f} s")
+    return (
+        f"{total} cases: {', '.join(parts)}   {report.backend}   {report.duration_ms / 1000:.2f} s"
+    )
 
 
 def text(report: ReportLike, *, verbose: bool = False) -> str:
@@ -92,31 +106,49 @@ def _failure(case: CaseLike) -> list[str]:
         result = explained.result
         where = f" at {result.location}" if result.location and result.location.line else ""
         detail = result.error.message if result.error else result.message
-        out.append(f"      rule        {result.rule_id} {result.outcome.value} "
-                   f"({result.reason}){where}: {detail}")
+        out.append(
+            f"      rule        {result.rule_id} {result.outcome.value} "
+            f"({result.reason}){where}: {detail}"
+        )
     return out
 
 
 def json_report(report: ReportLike) -> str:
-    return json.dumps({
-        "apiVersion": json.API_VERSION,
-        "kind": "TestReport",
-        "summary": {"cases": len(report.cases), "passed": report.count("passed"),
-                    "failed": report.count("failed"), "skipped": report.count("skipped"),
-                    "todo": report.count("todo"), "durationMs": round(report.duration_ms, 3)},
-        "engine": {"version": json.ENGINE_VERSION, "celBackend": report.backend},
-        "cases": [_case_json(c) for c in report.cases],
-        "diagnostics": [json.diagnostic_json(d) for d in report.diagnostics],
-    }) + "\n"
+    return (
+        json.dumps(
+            {
+                "apiVersion": json.API_VERSION,
+                "kind": "TestReport",
+                "summary": {
+                    "cases": len(report.cases),
+                    "passed": report.count("passed"),
+                    "failed": report.count("failed"),
+                    "skipped": report.count("skipped"),
+                    "todo": report.count("todo"),
+                    "durationMs": round(report.duration_ms, 3),
+                },
+                "engine": {"version": json.ENGINE_VERSION, "celBackend": report.backend},
+                "cases": [_case_json(c) for c in report.cases],
+                "diagnostics": [json.diagnostic_json(d) for d in report.diagnostics],
+            }
+        )
+        + "\n"
+    )
 
 
 def _case_json(case: Any) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "id": case.id, "file": case.file, "line": case.line, "status": case.status,
-        "durationMs": round(case.duration_ms, 3), "now": jsonable(case.now),
+        "id": case.id,
+        "file": case.file,
+        "line": case.line,
+        "status": case.status,
+        "durationMs": round(case.duration_ms, 3),
+        "now": jsonable(case.now),
         "nowSource": case.now_source,
-        "mismatches": [{"path": m.path, "expected": jsonable(m.expected),
-                        "actual": jsonable(m.actual)} for m in case.mismatches],
+        "mismatches": [
+            {"path": m.path, "expected": jsonable(m.expected), "actual": jsonable(m.actual)}
+            for m in case.mismatches
+        ],
     }
     if case.note:
         out["note"] = case.note
@@ -126,28 +158,46 @@ def _case_json(case: Any) -> dict[str, Any]:
 
 
 def junit(report: ReportLike) -> str:
-    suites = ET.Element("testsuites", name="tidegate test", tests=str(len(report.cases)),
-                        failures=str(report.count("failed")),
-                        time=f"{report.duration_ms / 1000:.3f}")
+    suites = ET.Element(
+        "testsuites",
+        name="tidegate test",
+        tests=str(len(report.cases)),
+        failures=str(report.count("failed")),
+        time=f"{report.duration_ms / 1000:.3f}",
+    )
     by_file: dict[str, list[CaseLike]] = {}
     for case in report.cases:
         by_file.setdefault(case.file, []).append(case)
     for file, cases in by_file.items():
-        suite = ET.SubElement(suites, "testsuite", name=file, tests=str(len(cases)),
-                              failures=str(sum(c.status == "failed" for c in cases)),
-                              skipped=str(sum(c.status in ("skipped", "todo") for c in cases)))
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=file,
+            tests=str(len(cases)),
+            failures=str(sum(c.status == "failed" for c in cases)),
+            skipped=str(sum(c.status in ("skipped", "todo") for c in cases)),
+        )
         for case in cases:
-            element = ET.SubElement(suite, "testcase", name=case.id, classname=file, file=file,
-                                    line=str(case.line), time=f"{case.duration_ms / 1000:.4f}")
+            element = ET.SubElement(
+                suite,
+                "testcase",
+                name=case.id,
+                classname=file,
+                file=file,
+                line=str(case.line),
+                time=f"{case.duration_ms / 1000:.4f}",
+            )
             if case.status == "failed":
-                failure = ET.SubElement(element, "failure",
-                                        message=f"{len(case.mismatches)} mismatch(es)")
+                failure = ET.SubElement(
+                    element, "failure", message=f"{len(case.mismatches)} mismatch(es)"
+                )
                 failure.text = "\n".join(_failure(case))
             elif case.status in ("skipped", "todo"):
                 ET.SubElement(element, "skipped", message=case.note or case.status)
     for diagnostic in report.diagnostics:
-        suite = ET.SubElement(suites, "testsuite", name=str(diagnostic.location or "input"),
-                              tests="1", errors="1")
+        suite = ET.SubElement(
+            suites, "testsuite", name=str(diagnostic.location or "input"), tests="1", errors="1"
+        )
         case_el = ET.SubElement(suite, "testcase", name=diagnostic.code)
         ET.SubElement(case_el, "error", message=diagnostic.message, type=diagnostic.code)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
@@ -158,21 +208,29 @@ def github_report(report: ReportLike) -> str:
     for case in report.cases:
         if case.status != "failed":
             continue
-        details = "; ".join(f"{m.path}: expected {display(m.expected)}, actual "
-                            f"{display(m.actual)}" for m in case.mismatches)
-        out.append(github.command("error", f"{case.id}: {details}",
-                                  SourceLocation(case.file, case.line, 1), case.name))
+        details = "; ".join(
+            f"{m.path}: expected {display(m.expected)}, actual {display(m.actual)}"
+            for m in case.mismatches
+        )
+        out.append(
+            github.command(
+                "error", f"{case.id}: {details}", SourceLocation(case.file, case.line, 1), case.name
+            )
+        )
         for explained in case.explanations:
             if explained.result.location is not None:
-                out.append(github.command("notice", f"{explained.result.rule_id} "
-                                          f"{explained.result.outcome.value}",
-                                          explained.result.location))
+                out.append(
+                    github.command(
+                        "notice",
+                        f"{explained.result.rule_id} {explained.result.outcome.value}",
+                        explained.result.location,
+                    )
+                )
     out.append(github.command("notice", summary_line(report)))
     return "".join(out)
 
 
 def summary_markdown(report: ReportLike) -> str:
-    return (f"### tidegate test\n\n{summary_line(report)}\n\n"
-            + "".join(f"- ✗ `{c.id}`\n" for c in report.cases if c.status == "failed"))
-
-
+    return f"### tidegate test\n\n{summary_line(report)}\n\n" + "".join(
+        f"- ✗ `{c.id}`\n" for c in report.cases if c.status == "failed"
+    )

@@ -27,8 +27,11 @@ GLYPHS = {
     Outcome.ERROR: ("?", "magenta", "error"),
     Outcome.SKIP: ("○", "dim", "skip"),
 }
-DECISION_STYLE = {Decision.ALLOWED: "bold green", Decision.PENDING: "bold yellow",
-                  Decision.BLOCKED: "bold red"}
+DECISION_STYLE = {
+    Decision.ALLOWED: "bold green",
+    Decision.PENDING: "bold yellow",
+    Decision.BLOCKED: "bold red",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +46,14 @@ class TextOptions:
 
 def console(options: TextOptions) -> tuple[Console, io.StringIO]:
     buffer = io.StringIO()
-    return Console(file=buffer, force_terminal=options.color, no_color=not options.color,
-                   width=options.width, highlight=False, soft_wrap=True), buffer
+    return Console(
+        file=buffer,
+        force_terminal=options.color,
+        no_color=not options.color,
+        width=options.width,
+        highlight=False,
+        soft_wrap=True,
+    ), buffer
 
 
 def when(value: datetime | None, options: TextOptions, now: datetime | None = None) -> str:
@@ -63,9 +72,12 @@ def _span(delta: Any) -> str:
     days, rest = divmod(seconds, 86400)
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "",
-             f"{minutes}m" if minutes and not days else "", f"{secs}s" if secs and not
-             (days or hours) else ""]
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes and not days else "",
+        f"{secs}s" if secs and not (days or hours) else "",
+    ]
     return " ".join(p for p in parts if p) or "0s"
 
 
@@ -84,8 +96,10 @@ def evaluation_text(
         out.print("\n[bold]UP TO DATE[/]   no candidates")
         return buffer.getvalue()
     allowed = ", ".join(evaluation.allowed_versions) or "none"
-    out.print(f"\n[{DECISION_STYLE[decision]}]{decision.value.upper():<9}[/] allowed: "
-              f"{escape(allowed)}   next change {when(evaluation.next_change, options, facts.now)}")
+    out.print(
+        f"\n[{DECISION_STYLE[decision]}]{decision.value.upper():<9}[/] allowed: "
+        f"{escape(allowed)}   next change {when(evaluation.next_change, options, facts.now)}"
+    )
     for verdict in evaluation.verdicts:
         _candidate(out, verdict, explanations.get(verdict.tag, ()), options, facts.now)
     for diagnostic in evaluation.diagnostics:
@@ -93,8 +107,13 @@ def evaluation_text(
     return buffer.getvalue()
 
 
-def _candidate(out: Console, verdict: Verdict, explained: Sequence[RuleExplanation],
-               options: TextOptions, now: datetime) -> None:
+def _candidate(
+    out: Console,
+    verdict: Verdict,
+    explained: Sequence[RuleExplanation],
+    options: TextOptions,
+    now: datetime,
+) -> None:
     style = DECISION_STYLE[verdict.decision]
     line = f"\n[bold]{escape(verdict.tag)}[/]  [{style}]{verdict.decision.value.upper()}[/]"
     if verdict.hypothetical:
@@ -116,12 +135,19 @@ def _candidate(out: Console, verdict: Verdict, explained: Sequence[RuleExplanati
         out.print(f"  [green]✓[/] {passed} passed")
 
 
-def _rule(out: Console, result: RuleResult, explanation: RuleExplanation | None,
-          options: TextOptions, now: datetime) -> None:
+def _rule(
+    out: Console,
+    result: RuleResult,
+    explanation: RuleExplanation | None,
+    options: TextOptions,
+    now: datetime,
+) -> None:
     glyph, color, word = GLYPHS[result.outcome]
     mark = f"[{color}]{glyph}[/] " if options.glyphs else ""
-    line = (f"  {mark}{escape(result.rule_id)}  {result.kind.value}  "
-            f"{result.effect.value}  {word}  {escape(result.reason)}")
+    line = (
+        f"  {mark}{escape(result.rule_id)}  {result.kind.value}  "
+        f"{result.effect.value}  {word}  {escape(result.reason)}"
+    )
     out.print(line)
     if result.message:
         out.print(f"      {escape(result.message)}")
@@ -139,13 +165,17 @@ def _explanation(out: Console, explanation: RuleExplanation, options: TextOption
     if explanation.window is not None:
         w = explanation.window
         state = "open" if w.open else "closed"
-        out.print(f"      window {escape(w.name)} {state} ({escape(w.timezone)}, local "
-                  f"{escape(w.local_time)})")
+        out.print(
+            f"      window {escape(w.name)} {state} ({escape(w.timezone)}, local "
+            f"{escape(w.local_time)})"
+        )
         for entry in w.entries:
             mark = "✓" if entry.active else "✗"
             why = "" if entry.active else f" {entry.because}"
-            out.print(f"          {entry.kind:<5} {escape(entry.name):<18} "
-                      f"{escape(entry.description):<32} {mark}{why}")
+            out.print(
+                f"          {entry.kind:<5} {escape(entry.name):<18} "
+                f"{escape(entry.description):<32} {mark}{why}"
+            )
     if explanation.root is not None:
         _node(out, explanation.root, 6, options)
     for name, node in explanation.checks:
@@ -167,10 +197,13 @@ def _node(out: Console, node: ExplainNode, indent: int, options: TextOptions) ->
             for child in node.children:
                 _node(out, child, indent, options)
         return
-    out.print(f"{pad}{mark} {escape(node.text)}"
-              + ("" if isinstance(node.value, bool) else f" = {escape(display(node.value))}"))
+    out.print(
+        f"{pad}{mark} {escape(node.text)}"
+        + ("" if isinstance(node.value, bool) else f" = {escape(display(node.value))}")
+    )
     if not ok or options.explain == "all":
         for operand in node.operands:
             facts = f"  ← {', '.join(operand.facts)}" if operand.facts else ""
-            out.print(f"{pad}    {escape(display(operand.value))}  {escape(operand.text)}"
-                      f"{escape(facts)}")
+            out.print(
+                f"{pad}    {escape(display(operand.value))}  {escape(operand.text)}{escape(facts)}"
+            )

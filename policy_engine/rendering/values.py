@@ -15,7 +15,7 @@ from policy_engine.errors import EvalError
 from policy_engine.model.times import format_seconds, format_timestamp
 
 
-def jsonable(value: Any) -> Any:  # noqa: PLR0911 - one case per type
+def jsonable(value: Any) -> Any:
     """Converts engine values to JSON: timestamps RFC 3339 UTC, durations ``"86400s"``."""
     if isinstance(value, datetime):
         return format_timestamp(value)

@@ -41,12 +41,23 @@ def run_checks(context: CheckContext, backend: CelBackend, accepts: Accepts) -> 
         if case.todo:
             out.append(CaseResult(case_id, context.file, line, case.name, "todo"))
         elif case.skip:
-            out.append(CaseResult(case_id, context.file, line, case.name, "skipped",
-                                  note=case.skip_reason or ""))
+            out.append(
+                CaseResult(
+                    case_id, context.file, line, case.name, "skipped", note=case.skip_reason or ""
+                )
+            )
         else:
             mismatches = _run(context, case, backend)
-            out.append(CaseResult(case_id, context.file, line, case.name,
-                                  "failed" if mismatches else "passed", tuple(mismatches)))
+            out.append(
+                CaseResult(
+                    case_id,
+                    context.file,
+                    line,
+                    case.name,
+                    "failed" if mismatches else "passed",
+                    tuple(mismatches),
+                )
+            )
     return out
 
 
@@ -63,23 +74,35 @@ def _run(context: CheckContext, case: CheckCaseSpec, backend: CelBackend) -> lis
     warnings = [d for d in diagnostics if d.severity is Severity.WARNING]
     found: list[Mismatch] = []
     if case.expect.valid is not None and case.expect.valid != (not errors):
-        found.append(Mismatch("valid", case.expect.valid,
-                              [_describe(d, base) for d in errors] or True))
+        found.append(
+            Mismatch("valid", case.expect.valid, [_describe(d, base) for d in errors] or True)
+        )
     found += _listed(case.expect.errors, errors, base, "errors", case.allow_other_errors)
     found += _listed(case.expect.warnings, warnings, base, "warnings", True)
     return found
 
 
-def _listed(wanted: Sequence[DiagnosticExpect], actual: Sequence[Diagnostic], base: Path,
-            label: str, allow_others: bool) -> list[Mismatch]:
+def _listed(
+    wanted: Sequence[DiagnosticExpect],
+    actual: Sequence[Diagnostic],
+    base: Path,
+    label: str,
+    allow_others: bool,
+) -> list[Mismatch]:
     found: list[Mismatch] = []
     matched: set[int] = set()
     for item in wanted:
-        hit = next((i for i, d in enumerate(actual) if i not in matched and
-                    _matches(item, d, base)), None)
+        hit = next(
+            (i for i, d in enumerate(actual) if i not in matched and _matches(item, d, base)), None
+        )
         if hit is None:
-            found.append(Mismatch(label, item.model_dump(exclude_none=True, by_alias=True),
-                                  [_describe(d, base) for d in actual] or "none"))
+            found.append(
+                Mismatch(
+                    label,
+                    item.model_dump(exclude_none=True, by_alias=True),
+                    [_describe(d, base) for d in actual] or "none",
+                )
+            )
         else:
             matched.add(hit)
     if not allow_others:
@@ -103,8 +126,11 @@ def _at(diagnostic: Diagnostic, base: Path) -> str:
     loc = diagnostic.location
     if loc is None:
         return ""
-    file = os.path.relpath(loc.file, base) if os.path.isabs(loc.file) or Path(
-        loc.file).exists() else loc.file
+    file = (
+        os.path.relpath(loc.file, base)
+        if os.path.isabs(loc.file) or Path(loc.file).exists()
+        else loc.file
+    )
     return f"{file}:{loc.line}:{loc.column}"
 
 

@@ -80,8 +80,12 @@ def compose(
         for name in step.use:
             fixture = fixtures(name)
             if fixture is None:
-                raise _error("input.unknown_reference", f"no fixture named {name!r}", where,
-                             "define it under fixtures: or in a FactFixture in fixtures/")
+                raise _error(
+                    "input.unknown_reference",
+                    f"no fixture named {name!r}",
+                    where,
+                    "define it under fixtures: or in a FactFixture in fixtures/",
+                )
             composed.values = merge_patch(composed.values, dict(fixture))
         if step.patch is not None:
             composed.values = merge_patch(composed.values, step.patch)
@@ -90,8 +94,7 @@ def compose(
     return composed
 
 
-def _load_from(reference: str, base: Path, where: SourceLocation,
-               load: SnapshotLoader) -> Composed:
+def _load_from(reference: str, base: Path, where: SourceLocation, load: SnapshotLoader) -> Composed:
     path_text, _, pin = reference.partition("@")
     path = (base / path_text).resolve()
     if not path.is_file():
@@ -100,9 +103,11 @@ def _load_from(reference: str, base: Path, where: SourceLocation,
     if found:
         snapshot = found[-1]
         if pin and not snapshot.digest.startswith(pin):
-            raise _error("input.digest_mismatch",
-                         f"{path_text}: pinned {pin} but the snapshot's digest is "
-                         f"{snapshot.digest}", where)
+            raise _error(
+                "input.digest_mismatch",
+                f"{path_text}: pinned {pin} but the snapshot's digest is {snapshot.digest}",
+                where,
+            )
         facts = snapshot.facts
         return Composed(dict(facts.values), facts.errors, dict(facts.provenance), snapshot)
     raise _error("input.schema", f"{path_text} holds no FactSnapshot", where)
@@ -127,8 +132,9 @@ def _set(composed: Composed, path_text: str, value: Any, where: SourceLocation) 
             composed.values[root] = copy.deepcopy(composed.values[root])
             set_path(composed.values, path, DELETE if value is None else value)
     except (KeyError, IndexError, TypeError) as exc:
-        raise _error("input.schema", f"set {path_text}: no such parent in the facts", where) \
-            from exc
+        raise _error(
+            "input.schema", f"set {path_text}: no such parent in the facts", where
+        ) from exc
     composed.errors = errors_below(composed.errors, path)
     composed.provenance[path] = Provenance("test")
 
@@ -152,8 +158,14 @@ def fact_set(composed: Composed, now: datetime, now_source: str, where: SourceLo
     problems: list[Diagnostic] = []
     for root, value in composed.values.items():
         if schema.root_type(root) is None:
-            problems.append(Diagnostic("input.schema", f"unknown fact root {root!r}", where,
-                                       hint="roots: " + ", ".join(schema.SNAPSHOT_ROOTS)))
+            problems.append(
+                Diagnostic(
+                    "input.schema",
+                    f"unknown fact root {root!r}",
+                    where,
+                    hint="roots: " + ", ".join(schema.SNAPSHOT_ROOTS),
+                )
+            )
             continue
         try:
             values[root] = normalise_root(root, value)
@@ -165,8 +177,14 @@ def fact_set(composed: Composed, now: datetime, now_source: str, where: SourceLo
     rollout = values.get("rollout")
     if isinstance(rollout, Mapping) and rollout.get("name"):
         target = (str(rollout.get("namespace")), str(rollout.get("name")))
-    return FactSet(now=now, values=values, now_source=now_source, target=target,
-                   errors=composed.errors, provenance=dict(composed.provenance))
+    return FactSet(
+        now=now,
+        values=values,
+        now_source=now_source,
+        target=target,
+        errors=composed.errors,
+        provenance=dict(composed.provenance),
+    )
 
 
 def resolve_now(
@@ -177,8 +195,12 @@ def resolve_now(
 ) -> tuple[datetime, str]:
     """``now`` as RFC 3339, ``{at, tz}``, ``{expr}`` or ``recorded``; returns (instant, source)."""
     if raw is None:
-        raise _error("input.schema", "the case has no 'now' (required)", where,
-                     "give now: RFC 3339 with an offset, {at, tz}, {expr} or recorded")
+        raise _error(
+            "input.schema",
+            "the case has no 'now' (required)",
+            where,
+            "give now: RFC 3339 with an offset, {at, tz}, {expr} or recorded",
+        )
     if raw == "recorded":
         if composed.snapshot is None:
             raise _error("input.schema", "now: recorded needs facts from a snapshot", where)

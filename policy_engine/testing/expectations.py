@@ -66,17 +66,26 @@ def compare(
     found: list[Mismatch] = []
     decision = verdict.decision.value if verdict else None
     if expect.decision is not None:
-        wanted = _recorded_decision(recorded, verdict) if expect.decision == "recorded" else \
-            expect.decision
+        wanted = (
+            _recorded_decision(recorded, verdict)
+            if expect.decision == "recorded"
+            else expect.decision
+        )
         if wanted != decision:
             found.append(Mismatch("decision", wanted, decision))
     if expect.next_change != UNSET:
-        _compare_instant(found, "nextChange", expect.next_change,
-                         verdict.next_change if verdict else None)
-    if expect.allowed_versions is not None and tuple(expect.allowed_versions) != \
-            evaluation.allowed_versions:
-        found.append(Mismatch("allowedVersions", list(expect.allowed_versions),
-                              list(evaluation.allowed_versions)))
+        _compare_instant(
+            found, "nextChange", expect.next_change, verdict.next_change if verdict else None
+        )
+    if (
+        expect.allowed_versions is not None
+        and tuple(expect.allowed_versions) != evaluation.allowed_versions
+    ):
+        found.append(
+            Mismatch(
+                "allowedVersions", list(expect.allowed_versions), list(evaluation.allowed_versions)
+            )
+        )
     if expect.warnings is not None:
         wanted_ids = sorted(index.resolve(w) for w in expect.warnings)
         actual = sorted(verdict.warnings) if verdict else []
@@ -91,21 +100,27 @@ def compare(
     if strict:
         for rule_id, result in results.items():
             if rule_id not in expected_ids and result.outcome.value not in ("pass", "skip"):
-                found.append(Mismatch(f"rules.{rule_id}", "pass or skip (strict)",
-                                      result.outcome.value))
+                found.append(
+                    Mismatch(f"rules.{rule_id}", "pass or skip (strict)", result.outcome.value)
+                )
     if not expect.message_error:
         for rule_id, result in results.items():
             if result.message_error is not None and not _expects_message_error(
-                    expect.rules, index, rule_id):
-                found.append(Mismatch(f"rules.{rule_id}.messageError", None,
-                                      str(result.message_error)))
+                expect.rules, index, rule_id
+            ):
+                found.append(
+                    Mismatch(f"rules.{rule_id}.messageError", None, str(result.message_error))
+                )
     return found
 
 
 def _expects_message_error(rules: Mapping[str, Any], index: RuleIndex, rule_id: str) -> bool:
     for ref, wanted in rules.items():
-        if isinstance(wanted, Mapping) and wanted.get("messageError") and index.resolve(
-                ref) == rule_id:
+        if (
+            isinstance(wanted, Mapping)
+            and wanted.get("messageError")
+            and index.resolve(ref) == rule_id
+        ):
             return True
     return False
 
@@ -157,8 +172,9 @@ def text_matches(wanted: Any, actual: str) -> bool:
     return False
 
 
-def _compare_instant(found: list[Mismatch], path: str, wanted: Any,
-                     actual: datetime | None) -> None:
+def _compare_instant(
+    found: list[Mismatch], path: str, wanted: Any, actual: datetime | None
+) -> None:
     if wanted is None:
         if actual is not None:
             found.append(Mismatch(path, None, format_timestamp(actual)))
@@ -169,13 +185,17 @@ def _compare_instant(found: list[Mismatch], path: str, wanted: Any,
         found.append(Mismatch(path, wanted, f"(expected value is not a timestamp: {exc})"))
         return
     if actual != instant:
-        found.append(Mismatch(path, format_timestamp(instant),
-                              format_timestamp(actual) if actual else None))
+        found.append(
+            Mismatch(path, format_timestamp(instant), format_timestamp(actual) if actual else None)
+        )
 
 
 def _same(wanted: Any, actual: Any) -> bool:
-    if isinstance(wanted, int | float) and isinstance(actual, int | float) and not isinstance(
-            wanted, bool):
+    if (
+        isinstance(wanted, int | float)
+        and isinstance(actual, int | float)
+        and not isinstance(wanted, bool)
+    ):
         return float(wanted) == float(actual)
     return bool(wanted == actual)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from policy_engine.cel.environment import select_backend
-from policy_engine.errors import InputErrors, PolicyErrors, render_diagnostics
+from policy_engine.errors import Diagnostic, InputErrors, PolicyErrors, render_diagnostics
 from policy_engine.rendering import tests as render
 from policy_engine.testing import checks
 from policy_engine.testing.runner import CaseResult, FileContext, run_case
@@ -25,9 +25,12 @@ MARKERS = ("kind: PolicyTest", "kind: PolicyCheckTest")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("tidegate")
-    group.addoption("--tidegate-backend", default="all",
-                    choices=["all", "auto", "cel-expr-python", "celpy"],
-                    help="CEL backend(s) for policy cases (default: all)")
+    group.addoption(
+        "--tidegate-backend",
+        default="all",
+        choices=["all", "auto", "cel-expr-python", "celpy"],
+        help="CEL backend(s) for policy cases (default: all)",
+    )
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
@@ -54,23 +57,28 @@ class PolicyCaseFile(pytest.File):
             try:
                 tests, check_files, diagnostics = suite.contexts(discover([str(self.path)]))
             except (InputErrors, PolicyErrors) as exc:
-                yield LoadErrorItem.from_parent(self, name=f"load[{backend_name}]",
-                                                text=render_diagnostics(exc.diagnostics))
+                yield LoadErrorItem.from_parent(
+                    self, name=f"load[{backend_name}]", text=render_diagnostics(exc.diagnostics)
+                )
                 continue
             errors = [d for d in diagnostics if d.severity.value == "error"]
             if errors:
-                yield LoadErrorItem.from_parent(self, name=f"load[{backend_name}]",
-                                                text=render_diagnostics(errors))
+                yield LoadErrorItem.from_parent(
+                    self, name=f"load[{backend_name}]", text=render_diagnostics(errors)
+                )
             for context in tests:
                 for case in context.document.cases:
                     yield PolicyCaseItem.from_parent(
-                        self, name=f"{case.name}[{backend_name}]", context=context,
-                        case_name=case.name)
+                        self,
+                        name=f"{case.name}[{backend_name}]",
+                        context=context,
+                        case_name=case.name,
+                    )
             for check_context in check_files:
-                for result in checks.run_checks(check_context, suite.backend,
-                                                lambda *_: True):
-                    yield ResultItem.from_parent(self, name=f"{result.name}[{backend_name}]",
-                                                 results=[result])
+                for result in checks.run_checks(check_context, suite.backend, lambda *_: True):
+                    yield ResultItem.from_parent(
+                        self, name=f"{result.name}[{backend_name}]", results=[result]
+                    )
 
 
 def _suite(config: pytest.Config, backend_name: str) -> Suite:
@@ -100,8 +108,11 @@ class PolicyCaseItem(pytest.Item):
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed | InputErrors):
-            return str(excinfo.value) if isinstance(excinfo.value, CaseFailed) else \
-                render_diagnostics(excinfo.value.diagnostics)
+            return (
+                str(excinfo.value)
+                if isinstance(excinfo.value, CaseFailed)
+                else render_diagnostics(excinfo.value.diagnostics)
+            )
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -143,8 +154,8 @@ def _assert(results: list[CaseResult]) -> None:
 
 class _Report:
     def __init__(self, cases: list[CaseResult]) -> None:
-        self.cases = cases
-        self.diagnostics: list[Any] = []
+        self.cases: tuple[CaseResult, ...] = tuple(cases)
+        self.diagnostics: tuple[Diagnostic, ...] = ()
         self.backend = ""
         self.duration_ms = 0.0
 

@@ -83,17 +83,25 @@ def validate_references(context: FileContext) -> None:
         for expect in (document.defaults.expect, case.expect):
             if expect is None:
                 continue
-            refs = [*expect.rules, *(expect.warnings or ()),
-                    *(t.rule for t in expect.transitions or () if t.rule)]
+            refs = [
+                *expect.rules,
+                *(expect.warnings or ()),
+                *(t.rule for t in expect.transitions or () if t.rule),
+            ]
             for message in expectations.unresolved(refs, context.index):
                 problems.append(Diagnostic("input.unknown_reference", message, where))
         for message in expectations.unresolved(case.rules, context.index):
             problems.append(Diagnostic("input.unknown_reference", message, where))
         for name in [*case.params, *document.defaults.params]:
             if name not in params:
-                problems.append(Diagnostic("input.unknown_reference",
-                                           f"no attached policy declares param {name!r}", where,
-                                           hint="params: " + (", ".join(sorted(params)) or "none")))
+                problems.append(
+                    Diagnostic(
+                        "input.unknown_reference",
+                        f"no attached policy declares param {name!r}",
+                        where,
+                        hint="params: " + (", ".join(sorted(params)) or "none"),
+                    )
+                )
     if problems:
         raise InputErrors(problems)
 
@@ -105,13 +113,28 @@ def run_case(context: FileContext, case: CaseSpec) -> list[CaseResult]:
     if case.todo:
         return [CaseResult(base_id, context.file, line, case.name, "todo", tags=case.tags)]
     if case.skip:
-        return [CaseResult(base_id, context.file, line, case.name, "skipped",
-                           note=case.skip_reason or "", tags=case.tags)]
+        return [
+            CaseResult(
+                base_id,
+                context.file,
+                line,
+                case.name,
+                "skipped",
+                note=case.skip_reason or "",
+                tags=case.tags,
+            )
+        ]
     rows = list(matrix_rows(case))
     if len(rows) > MAX_MATRIX_ROWS:
-        raise InputErrors([Diagnostic("input.schema", f"matrix has {len(rows)} rows "
-                                      f"(limit {MAX_MATRIX_ROWS})",
-                                      SourceLocation(context.file, line, 1))])
+        raise InputErrors(
+            [
+                Diagnostic(
+                    "input.schema",
+                    f"matrix has {len(rows)} rows (limit {MAX_MATRIX_ROWS})",
+                    SourceLocation(context.file, line, 1),
+                )
+            ]
+        )
     out = []
     for suffix, row_case in rows:
         started = time.perf_counter()
@@ -144,8 +167,14 @@ def _apply_matrix(case: CaseSpec, key: str, value: Any) -> CaseSpec:
         facts = case.facts or FactsSpec()
         updated = facts.model_copy(update={"set": {**(facts.set or {}), key[10:]: value}})
         return case.model_copy(update={"facts": updated})
-    raise InputErrors([Diagnostic("input.schema", f"matrix key {key!r} is not one of now, "
-                                  "release, params.<p>, facts.set.<path>")])
+    raise InputErrors(
+        [
+            Diagnostic(
+                "input.schema",
+                f"matrix key {key!r} is not one of now, release, params.<p>, facts.set.<path>",
+            )
+        ]
+    )
 
 
 def _label(value: Any) -> str:
@@ -155,12 +184,16 @@ def _label(value: Any) -> str:
 def _run_row(context: FileContext, case: CaseSpec, case_id: str, line: int) -> CaseResult:
     defaults = context.document.defaults
     where = SourceLocation(context.file, line, 1)
-    composed = composing.compose(case.facts, defaults.facts, context.base, context.fixtures,
-                                 where, context.load_snapshot)
+    composed = composing.compose(
+        case.facts, defaults.facts, context.base, context.fixtures, where, context.load_snapshot
+    )
     params = _params(context, {**defaults.params, **case.params}, where)
     now, now_source = composing.resolve_now(
-        case.now if case.now is not None else defaults.now, composed, where,
-        lambda text, values: _now_expr(context, text, values, params))
+        case.now if case.now is not None else defaults.now,
+        composed,
+        where,
+        lambda text, values: _now_expr(context, text, values, params),
+    )
     facts = composing.fact_set(composed, now, now_source, where)
     _check_missing(context, facts, where)
     recorded = composed.snapshot.decision if composed.snapshot else None
@@ -174,14 +207,27 @@ def _run_row(context: FileContext, case: CaseSpec, case_id: str, line: int) -> C
         return _run_sweep(context, case, case_id, line, facts, options, release, expect, where)
     result = evaluation.evaluate(context.policies, facts, context.backend, options)
     verdict = _verdict(result, release)
-    mismatches = expectations.compare(expect, result, verdict, context.index, strict=strict,
-                                      recorded=recorded)
+    mismatches = expectations.compare(
+        expect, result, verdict, context.index, strict=strict, recorded=recorded
+    )
     explained: tuple[RuleExplanation, ...] = ()
     if mismatches and verdict is not None:
         explained = Explainer(context.policies, facts, context.backend, options).explain(verdict)
-    return CaseResult(case_id, context.file, line, case.name,
-                      "failed" if mismatches else "passed", tuple(mismatches), result, verdict,
-                      facts, explained, now=now, now_source=now_source, tags=case.tags)
+    return CaseResult(
+        case_id,
+        context.file,
+        line,
+        case.name,
+        "failed" if mismatches else "passed",
+        tuple(mismatches),
+        result,
+        verdict,
+        facts,
+        explained,
+        now=now,
+        now_source=now_source,
+        tags=case.tags,
+    )
 
 
 def _merged_expect(defaults: Expect | None, case: Expect | None) -> Expect:
@@ -207,19 +253,27 @@ def _verdict(result: Evaluation, release: str | None) -> Verdict | None:
     return result.verdicts[0] if result.verdicts else None
 
 
-def _options(facts: FactSet, release: str | None, params: Mapping[str, Mapping[str, Any]]
-             ) -> evaluation.Options:
+def _options(
+    facts: FactSet, release: str | None, params: Mapping[str, Mapping[str, Any]]
+) -> evaluation.Options:
     recorded = facts.values.get("candidates") or []
     if release is not None and not any(c.get("tag") == release for c in recorded):
-        hypothetical = {"tag": release, "version": None, "digest": None, "revision": None,
-                        "created": None}
-        return evaluation.Options(params=params, candidates=[hypothetical, *recorded],
-                                  hypothetical=frozenset({release}))
+        hypothetical = {
+            "tag": release,
+            "version": None,
+            "digest": None,
+            "revision": None,
+            "created": None,
+        }
+        return evaluation.Options(
+            params=params, candidates=[hypothetical, *recorded], hypothetical=frozenset({release})
+        )
     return evaluation.Options(params=params)
 
 
-def _params(context: FileContext, raw: Mapping[str, Any], where: SourceLocation
-            ) -> dict[str, dict[str, Any]]:
+def _params(
+    context: FileContext, raw: Mapping[str, Any], where: SourceLocation
+) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for name, value in raw.items():
         for policy in context.policies:
@@ -229,13 +283,18 @@ def _params(context: FileContext, raw: Mapping[str, Any], where: SourceLocation
             try:
                 out.setdefault(policy.ref, {})[name] = coerce_param(kind, value)
             except (TimeSyntaxError, ValueError, TypeError) as exc:
-                raise InputErrors([Diagnostic("input.schema", f"param {name}: {exc}", where)]
-                                  ) from exc
+                raise InputErrors(
+                    [Diagnostic("input.schema", f"param {name}: {exc}", where)]
+                ) from exc
     return out
 
 
-def _now_expr(context: FileContext, text: str, values: Mapping[str, Any],
-              params: Mapping[str, Mapping[str, Any]]) -> Any:
+def _now_expr(
+    context: FileContext,
+    text: str,
+    values: Mapping[str, Any],
+    params: Mapping[str, Mapping[str, Any]],
+) -> Any:
     backend = context.backend
     env = environment.make_env(extra_roots=("facts",))
     scope = reads.Scope(extra_roots=frozenset({"facts"}))
@@ -247,8 +306,9 @@ def _now_expr(context: FileContext, text: str, values: Mapping[str, Any],
     for policy in context.policies:
         merged_params.update(policy.params)
         merged_params.update(params.get(policy.ref, {}))
-    normalised = composing.fact_set(composing.Composed(dict(values)), _EPOCH, "test",
-                                    SourceLocation(context.file)).values
+    normalised = composing.fact_set(
+        composing.Composed(dict(values)), _EPOCH, "test", SourceLocation(context.file)
+    ).values
     bound = backend.bind({"facts": dict(normalised), "params": merged_params})
     value = backend.evaluate(checked.program, bound)
     if isinstance(value, EvalError):
@@ -259,18 +319,34 @@ def _now_expr(context: FileContext, text: str, values: Mapping[str, Any],
 def _check_missing(context: FileContext, facts: FactSet, where: SourceLocation) -> None:
     read_roots = {str(path[0]) for p in context.policies for r in p.rules for path in r.reads}
     errored = {str(e.path[0]) for e in facts.errors if len(e.path) == 1}
-    missing = sorted(read_roots - set(facts.values) - errored - {"now", "release", "params",
-                                                                  "variables"})
+    missing = sorted(
+        read_roots - set(facts.values) - errored - {"now", "release", "params", "variables"}
+    )
     if missing:
-        raise InputErrors([Diagnostic(
-            "input.missing_fact", f"the policies read {', '.join(missing)} but the case's "
-            "facts do not provide it", where,
-            hint="add it under facts (from/use/patch/set), or record its error in a snapshot")])
+        raise InputErrors(
+            [
+                Diagnostic(
+                    "input.missing_fact",
+                    f"the policies read {', '.join(missing)} but the case's "
+                    "facts do not provide it",
+                    where,
+                    hint="add it under facts (from/use/patch/set) or record its error",
+                )
+            ]
+        )
 
 
-def _run_sweep(context: FileContext, case: CaseSpec, case_id: str, line: int, facts: FactSet,
-               options: evaluation.Options, release: str | None, expect: Expect,
-               where: SourceLocation) -> CaseResult:
+def _run_sweep(
+    context: FileContext,
+    case: CaseSpec,
+    case_id: str,
+    line: int,
+    facts: FactSet,
+    options: evaluation.Options,
+    release: str | None,
+    expect: Expect,
+    where: SourceLocation,
+) -> CaseResult:
     assert case.sweep is not None
     try:
         start = to_utc(case.sweep.from_)
@@ -281,8 +357,9 @@ def _run_sweep(context: FileContext, case: CaseSpec, case_id: str, line: int, fa
     tracked = [context.index.resolve(r) for r in case.rules]
 
     def state_at(instant: datetime) -> tuple[str, ...]:
-        result = evaluation.evaluate(context.policies, facts.with_now(instant), context.backend,
-                                     options)
+        result = evaluation.evaluate(
+            context.policies, facts.with_now(instant), context.backend, options
+        )
         verdict = _verdict(result, release)
         if verdict is None:
             return ("none", *("none" for _ in tracked))
@@ -302,14 +379,28 @@ def _run_sweep(context: FileContext, case: CaseSpec, case_id: str, line: int, fa
                 actual.append((change.at, rule_id, change.after[i]))
     mismatches = _compare_sweep(context, expect, initial, tracked, actual)
     note = f"{int((end - start) / step)} steps, {len(actual)} changes"
-    return CaseResult(case_id, context.file, line, case.name,
-                      "failed" if mismatches else "passed", tuple(mismatches), now=start,
-                      now_source="test", note=note, facts=facts, tags=case.tags)
+    return CaseResult(
+        case_id,
+        context.file,
+        line,
+        case.name,
+        "failed" if mismatches else "passed",
+        tuple(mismatches),
+        now=start,
+        now_source="test",
+        note=note,
+        facts=facts,
+        tags=case.tags,
+    )
 
 
-def _compare_sweep(context: FileContext, expect: Expect, initial: tuple[str, ...],
-                   tracked: list[str], actual: list[tuple[datetime, str | None, str]]
-                   ) -> list[expectations.Mismatch]:
+def _compare_sweep(
+    context: FileContext,
+    expect: Expect,
+    initial: tuple[str, ...],
+    tracked: list[str],
+    actual: list[tuple[datetime, str | None, str]],
+) -> list[expectations.Mismatch]:
     found: list[expectations.Mismatch] = []
     if isinstance(expect.initial, Mapping):
         states = dict(zip(tracked, initial[1:], strict=True))
@@ -320,17 +411,26 @@ def _compare_sweep(context: FileContext, expect: Expect, initial: tuple[str, ...
                 continue
             rule_id = context.index.resolve(ref)
             if states.get(rule_id) != wanted:
-                found.append(expectations.Mismatch(f"initial.{rule_id}", wanted,
-                                                   states.get(rule_id, "not tracked")))
+                found.append(
+                    expectations.Mismatch(
+                        f"initial.{rule_id}", wanted, states.get(rule_id, "not tracked")
+                    )
+                )
     elif isinstance(expect.initial, str) and expect.initial != initial[0]:
         found.append(expectations.Mismatch("initial", expect.initial, initial[0]))
     if expect.transitions is not None:
-        wanted_list = [(to_utc(t.at), context.index.resolve(t.rule) if t.rule else None, t.to)
-                       for t in expect.transitions]
+        wanted_list = [
+            (to_utc(t.at), context.index.resolve(t.rule) if t.rule else None, t.to)
+            for t in expect.transitions
+        ]
         if wanted_list != actual:
-            found.append(expectations.Mismatch(
-                "transitions", [_transition_text(t) for t in wanted_list],
-                [_transition_text(t) for t in actual]))
+            found.append(
+                expectations.Mismatch(
+                    "transitions",
+                    [_transition_text(t) for t in wanted_list],
+                    [_transition_text(t) for t in actual],
+                )
+            )
     if expect.decision is not None and expect.decision != initial[0]:
         found.append(expectations.Mismatch("decision", expect.decision, initial[0]))
     return found

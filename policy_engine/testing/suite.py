@@ -42,8 +42,9 @@ class Filters:
     run: re.Pattern[str] | None = None
     globs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
-    def accepts(self, case_id: str, file: str, name: str, tags: Sequence[str],
-                rules: Sequence[str]) -> bool:
+    def accepts(
+        self, case_id: str, file: str, name: str, tags: Sequence[str], rules: Sequence[str]
+    ) -> bool:
         if self.run is not None and not self.run.search(case_id):
             return False
         values = {"file": [file], "case": [name], "tag": list(tags), "rule": list(rules)}
@@ -85,8 +86,9 @@ def discover(paths: Sequence[str], root: Path | None = None) -> list[LoadedFile]
         elif target.is_file():
             files.append(target)
         else:
-            raise InputErrors([Diagnostic("input.unknown_reference",
-                                          f"test path {path!r} does not exist")])
+            raise InputErrors(
+                [Diagnostic("input.unknown_reference", f"test path {path!r} does not exist")]
+            )
     base = root or Path.cwd()
     loaded: list[LoadedFile] = []
     problems: list[Diagnostic] = []
@@ -98,8 +100,9 @@ def discover(paths: Sequence[str], root: Path | None = None) -> list[LoadedFile]
             problems.extend(exc.diagnostics)
             continue
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(Diagnostic("input.schema", f"cannot read: {exc}",
-                                       SourceLocation(str(file))))
+            problems.append(
+                Diagnostic("input.schema", f"cannot read: {exc}", SourceLocation(str(file)))
+            )
             continue
         loaded.append(LoadedFile(str(file), _display(file, base), tuple(documents)))
     if problems:
@@ -124,9 +127,9 @@ class Suite:
         self._builtins: list[Any] | None = None
         self._load_snapshot = composing.caching_loader()
 
-    def contexts(self, files: Sequence[LoadedFile]) -> tuple[list[FileContext],
-                                                             list[checks.CheckContext],
-                                                             list[Diagnostic]]:
+    def contexts(
+        self, files: Sequence[LoadedFile]
+    ) -> tuple[list[FileContext], list[checks.CheckContext], list[Diagnostic]]:
         """Validates every document; returns PolicyTest and PolicyCheckTest contexts."""
         tests: list[FileContext] = []
         check_files: list[checks.CheckContext] = []
@@ -140,40 +143,65 @@ class Suite:
                         tests.append(self._test_context(loaded, document, source, fixtures))
                     elif kind == "PolicyCheckTest":
                         doc = PolicyCheckTestDocument.model_validate(document)
-                        check_files.append(checks.CheckContext(doc, loaded.path, loaded.display,
-                                                               source))
+                        check_files.append(
+                            checks.CheckContext(doc, loaded.path, loaded.display, source)
+                        )
                     elif kind not in DATA_KINDS:
-                        diagnostics.append(Diagnostic(
-                            "input.unrecognised_kind", f"document of kind {kind!r} ignored",
-                            SourceLocation(loaded.path, *source.locate(())),
-                            severity=Severity.WARNING))
+                        diagnostics.append(
+                            Diagnostic(
+                                "input.unrecognised_kind",
+                                f"document of kind {kind!r} ignored",
+                                SourceLocation(loaded.path, *source.locate(())),
+                                severity=Severity.WARNING,
+                            )
+                        )
                 except ValidationError as exc:
                     diagnostics.extend(_schema_problems(exc, loaded.path, source))
                 except InputErrors as exc:
                     diagnostics.extend(exc.diagnostics)
         return tests, check_files, diagnostics
 
-    def _test_context(self, loaded: LoadedFile, raw: dict[str, Any], source: YamlSourceMap,
-                      fixtures: Callable[[str], Mapping[str, Any] | None]) -> FileContext:
+    def _test_context(
+        self,
+        loaded: LoadedFile,
+        raw: dict[str, Any],
+        source: YamlSourceMap,
+        fixtures: Callable[[str], Mapping[str, Any] | None],
+    ) -> FileContext:
         document = PolicyTestDocument.model_validate(raw)
         names = [c.name for c in document.cases]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise InputErrors([Diagnostic("input.duplicate_case",
-                                          f"case names repeat: {', '.join(duplicates)}",
-                                          SourceLocation(loaded.path, *source.locate(())))])
+            raise InputErrors(
+                [
+                    Diagnostic(
+                        "input.duplicate_case",
+                        f"case names repeat: {', '.join(duplicates)}",
+                        SourceLocation(loaded.path, *source.locate(())),
+                    )
+                ]
+            )
         policies = self.policies_for(loaded.path, document)
-        lines = {c.name: source.locate(("cases", i, "name"))[0]
-                 for i, c in enumerate(document.cases)}
+        lines = {
+            c.name: source.locate(("cases", i, "name"))[0] for i, c in enumerate(document.cases)
+        }
 
         def lookup(name: str) -> Mapping[str, Any] | None:
             if name in document.fixtures:
                 return document.fixtures[name]
             return fixtures(name)
 
-        context = FileContext(document, loaded.path, loaded.display, policies, self.backend,
-                              expectations.RuleIndex(policies), lookup, lines,
-                              self._load_snapshot)
+        context = FileContext(
+            document,
+            loaded.path,
+            loaded.display,
+            policies,
+            self.backend,
+            expectations.RuleIndex(policies),
+            lookup,
+            lines,
+            self._load_snapshot,
+        )
         validate_references(context)
         return context
 
@@ -197,13 +225,25 @@ class Suite:
         known = {p.name for p in self._builtins}
         unknown = sorted(set(wanted) - known)
         if unknown:
-            raise InputErrors([Diagnostic("input.unknown_reference",
-                                          f"unknown builtin {', '.join(unknown)}",
-                                          hint="builtins: " + ", ".join(sorted(known)))])
+            raise InputErrors(
+                [
+                    Diagnostic(
+                        "input.unknown_reference",
+                        f"unknown builtin {', '.join(unknown)}",
+                        hint="builtins: " + ", ".join(sorted(known)),
+                    )
+                ]
+            )
         return [p for p in self._builtins if p.name in wanted and p.origin is Origin.BUILTIN]
 
-    def run(self, paths: Sequence[str], filters: Filters, *, fail_fast: bool = False,
-            root: Path | None = None) -> TestReport:
+    def run(
+        self,
+        paths: Sequence[str],
+        filters: Filters,
+        *,
+        fail_fast: bool = False,
+        root: Path | None = None,
+    ) -> TestReport:
         started = time.perf_counter()
         files = discover(paths, root)
         tests, check_files, diagnostics = self.contexts(files)
@@ -214,16 +254,20 @@ class Suite:
                 rules = [*case.rules, *(case.expect.rules if case.expect else {})]
                 if not filters.accepts(case_id, context.display, case.name, case.tags, rules):
                     continue
+                chosen = case
                 if self.strict and case.strict is None:
-                    case = case.model_copy(update={"strict": True})
-                results.extend(run_case(context, case))
+                    chosen = case.model_copy(update={"strict": True})
+                results.extend(run_case(context, chosen))
                 if fail_fast and any(r.status == "failed" for r in results):
                     break
         for check_context in check_files:
             results.extend(checks.run_checks(check_context, self.backend, filters.accepts))
-        return TestReport(tuple(results), tuple(diagnostics),
-                          f"{self.backend.name} {self.backend.version}",
-                          (time.perf_counter() - started) * 1000)
+        return TestReport(
+            tuple(results),
+            tuple(diagnostics),
+            f"{self.backend.name} {self.backend.version}",
+            (time.perf_counter() - started) * 1000,
+        )
 
 
 def _local_fixtures(loaded: LoadedFile) -> Callable[[str], Mapping[str, Any] | None]:
@@ -239,8 +283,7 @@ def _local_fixtures(loaded: LoadedFile) -> Callable[[str], Mapping[str, Any] | N
             return cache[name]
         for folder in _fixture_folders(Path(loaded.path).parent):
             for file in sorted(folder.glob("*.y*ml")):
-                for document, _ in read_yaml_documents(file.read_text(encoding="utf-8"),
-                                                       str(file)):
+                for document, _ in read_yaml_documents(file.read_text(encoding="utf-8"), str(file)):
                     if isinstance(document, dict) and document.get("kind") == "FactFixture":
                         fixture = FactFixtureDocument.model_validate(document)
                         cache.setdefault(fixture.metadata.name, fixture.facts)
@@ -271,9 +314,15 @@ def _schema_problems(exc: ValidationError, file: str, source: YamlSourceMap) -> 
         except (KeyError, IndexError, ValueError):
             line, column = source.locate(())
         dotted = ".".join(str(p) for p in path)
-        out.append(Diagnostic("input.schema", f"{dotted or 'document'}: {error['msg']}",
-                              SourceLocation(file, line, column), path=dotted))
+        out.append(
+            Diagnostic(
+                "input.schema",
+                f"{dotted or 'document'}: {error['msg']}",
+                SourceLocation(file, line, column),
+                path=dotted,
+            )
+        )
     return out
 
 
-__all__ = ["Filters", "LoadedFile", "Suite", "TestReport", "discover", "PolicyErrors"]
+__all__ = ["Filters", "LoadedFile", "PolicyErrors", "Suite", "TestReport", "discover"]

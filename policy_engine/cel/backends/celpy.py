@@ -37,8 +37,12 @@ class CelpySemver:
         if not isinstance(other, CelpySemver):
             return NotImplemented
         a, b = self.value, other.value
-        return (a.major, a.minor, a.patch, a.prerelease) == (b.major, b.minor, b.patch,
-                                                            b.prerelease)
+        return (a.major, a.minor, a.patch, a.prerelease) == (
+            b.major,
+            b.minor,
+            b.patch,
+            b.prerelease,
+        )
 
     def __hash__(self) -> int:
         return hash(str(self.value))
@@ -56,20 +60,24 @@ class PortableInt(celtypes.IntType):
         return not self.__eq__(other)
 
     def __lt__(self, other: Any) -> bool:
-        return float(self) < float(other) if isinstance(other, float) else bool(
-            super().__lt__(other))
+        return (
+            float(self) < float(other) if isinstance(other, float) else bool(super().__lt__(other))
+        )
 
     def __le__(self, other: Any) -> bool:
-        return float(self) <= float(other) if isinstance(other, float) else bool(
-            super().__le__(other))
+        return (
+            float(self) <= float(other) if isinstance(other, float) else bool(super().__le__(other))
+        )
 
     def __gt__(self, other: Any) -> bool:
-        return float(self) > float(other) if isinstance(other, float) else bool(
-            super().__gt__(other))
+        return (
+            float(self) > float(other) if isinstance(other, float) else bool(super().__gt__(other))
+        )
 
     def __ge__(self, other: Any) -> bool:
-        return float(self) >= float(other) if isinstance(other, float) else bool(
-            super().__ge__(other))
+        return (
+            float(self) >= float(other) if isinstance(other, float) else bool(super().__ge__(other))
+        )
 
     def __hash__(self) -> int:
         return super().__hash__()
@@ -154,7 +162,9 @@ class CelpyBackend:
 
         return call
 
-    def bind(self, variables: Mapping[str, object], *, base: CelpyBound | None = None) -> CelpyBound:
+    def bind(
+        self, variables: Mapping[str, object], *, base: CelpyBound | None = None
+    ) -> CelpyBound:
         data = dict(base.data) if base is not None else {}
         for name, value in variables.items():
             data[name] = to_celpy(value)
@@ -166,12 +176,21 @@ class CelpyBackend:
             value = runner.evaluate(dict(bound.data))
         except CELEvalError as exc:
             return _error(exc)
-        except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError,
-                OverflowError, AttributeError, RecursionError) as exc:
+        except (
+            TypeError,
+            ValueError,
+            KeyError,
+            IndexError,
+            ZeroDivisionError,
+            OverflowError,
+            AttributeError,
+            RecursionError,
+        ) as exc:
             return EvalError(_code_of_exception(exc), cap(f"{type(exc).__name__}: {exc}"))
         if isinstance(value, CELEvalError):
             return _error(value)
-        return to_plain(value)
+        plain: object = to_plain(value)
+        return plain
 
 
 def _accepts(param: CelType, value: Any) -> bool:
@@ -221,7 +240,7 @@ def _code_of_exception(exc: BaseException) -> str:
     return "eval.type_error"
 
 
-def to_celpy(value: Any, *, raw: bool = True) -> Any:  # noqa: PLR0911 - one case per type
+def to_celpy(value: Any, *, raw: bool = True) -> Any:
     """Converts a plain Python value to celpy's types."""
     if value is None:
         return None
@@ -250,7 +269,7 @@ def to_celpy(value: Any, *, raw: bool = True) -> Any:  # noqa: PLR0911 - one cas
     raise TypeError(f"cannot convert {type(value).__name__} to a CEL value")
 
 
-def to_plain(value: Any) -> Any:  # noqa: PLR0911 - one case per type
+def to_plain(value: Any) -> Any:
     """Converts celpy values back to plain Python values."""
     if value is None or isinstance(value, celtypes.NullType):
         return None

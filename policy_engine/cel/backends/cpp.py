@@ -14,17 +14,22 @@ evaluates null-bearing results thousands of times to keep this honest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
 import ctypes
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as dist_version
 from typing import Any
 
 from cel_expr_python import cel
-from google.protobuf import descriptor_pb2, descriptor_pool, duration_pb2, message_factory
-from google.protobuf import timestamp_pb2
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    duration_pb2,
+    message_factory,
+    timestamp_pb2,
+)
 
 from policy_engine.cel.backend import CelCompileError, CelEnv, classify_message
 from policy_engine.cel.library.semver import parse_semver
@@ -128,7 +133,8 @@ class CppBackend:
             return _eval_error(str(exc))
         if value.type() == cel.Type.ERROR:
             return _eval_error(str(value.value()))
-        return self._from_native(_plain(value))
+        plain: object = self._from_native(_plain(value))
+        return plain
 
     # -- value conversion ------------------------------------------------------
     def _to_native(self, value: Any) -> Any:

@@ -107,8 +107,9 @@ def time_functions(table: Mapping[str, windows.Window]) -> tuple[FunctionDecl, .
         FunctionDecl(
             "nextTransition",
             (
-                Overload("next_transition_string", (T.TIMESTAMP, T.STRING), T.TIMESTAMP,
-                         next_named),
+                Overload(
+                    "next_transition_string", (T.TIMESTAMP, T.STRING), T.TIMESTAMP, next_named
+                ),
                 Overload("next_transition_map", (T.TIMESTAMP, T.MAP), T.TIMESTAMP, next_map),
             ),
             "The next instant after a timestamp at which inWindow flips (error beyond 90 days).",

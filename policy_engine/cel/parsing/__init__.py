@@ -91,8 +91,10 @@ def parse(source: str) -> Node:
     try:
         tree = _parser().parse(source)
     except celparser.CELParseError as exc:
-        raise CelSyntaxError(_first_line(str(exc.args[0]) if exc.args else str(exc)),
-                             _offset(source, exc.line, exc.column)) from exc
+        raise CelSyntaxError(
+            _first_line(str(exc.args[0]) if exc.args else str(exc)),
+            _offset(source, exc.line, exc.column),
+        ) from exc
     except Exception as exc:  # lark raises several unrelated classes for bad input
         raise CelSyntaxError(f"cannot parse expression: {exc}", 0) from exc
     return _Builder(source).build(tree)
@@ -114,12 +116,18 @@ class _Builder:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def node(self, kind: str, tree: Tree | Token, children: tuple[Node, ...] = (), name: str = "",
-             value: Any = None) -> Node:
+    def node(
+        self,
+        kind: str,
+        tree: Tree[Any] | Token,
+        children: tuple[Node, ...] = (),
+        name: str = "",
+        value: Any = None,
+    ) -> Node:
         start, end = _span(tree)
         return Node(kind, start, end, children, name, value, self.source)
 
-    def build(self, tree: Tree | Token) -> Node:  # noqa: PLR0911 - one case per grammar rule
+    def build(self, tree: Tree[Any] | Token) -> Node:
         if isinstance(tree, Token):
             return self.token(tree)
         rule = str(tree.data)
@@ -151,7 +159,7 @@ class _Builder:
             return self.node(kind, tree, (self.build(kids[1]),))
         return self.member_or_primary(rule, tree)
 
-    def member_or_primary(self, rule: str, tree: Tree) -> Node:  # noqa: PLR0911
+    def member_or_primary(self, rule: str, tree: Tree[Any]) -> Node:
         kids = tree.children
         if rule in ("member", "primary", "paren_expr"):
             return self.build(kids[0])
@@ -173,15 +181,18 @@ class _Builder:
             items = self.exprlist(kids[0]) if kids else ()
             return self.node("list", tree, items)
         if rule in ("map_lit", "member_object"):
-            return self.node("map" if rule == "map_lit" else "object", tree,
-                             tuple(self.build(k) for k in _flatten(kids)))
+            return self.node(
+                "map" if rule == "map_lit" else "object",
+                tree,
+                tuple(self.build(k) for k in _flatten(kids)),
+            )
         return self.node(rule, tree, tuple(self.build(k) for k in kids if isinstance(k, Tree)))
 
-    def exprlist(self, tree: Tree | Token) -> tuple[Node, ...]:
+    def exprlist(self, tree: Tree[Any] | Token) -> tuple[Node, ...]:
         assert isinstance(tree, Tree)
         return tuple(self.build(k) for k in tree.children)
 
-    def token(self, token: Tree | Token) -> Node:
+    def token(self, token: Tree[Any] | Token) -> Node:
         assert isinstance(token, Token)
         return self.node("literal", token, value=literal_value(token.type, str(token)))
 
@@ -196,16 +207,15 @@ def _flatten(kids: list[Any]) -> list[Any]:
     return out
 
 
-def _span(tree: Tree | Token) -> tuple[int, int]:
+def _span(tree: Tree[Any] | Token) -> tuple[int, int]:
     if isinstance(tree, Token):
         start = int(tree.start_pos or 0)
         end = tree.end_pos
         return start, int(end) if end is not None else start + len(str(tree))
     meta = tree.meta
-    if not getattr(meta, "empty", True) and meta.start_pos is not None and \
-            meta.end_pos is not None:
+    if not getattr(meta, "empty", True) and meta.start_pos is not None and meta.end_pos is not None:
         return int(meta.start_pos), int(meta.end_pos)
-    spans = [_span(child) for child in tree.children if isinstance(child, Tree | Token)]
+    spans = [_span(child) for child in tree.children if isinstance(child, Tree[Any] | Token)]
     if not spans:
         return 0, 0
     return min(s for s, _ in spans), max(e for _, e in spans)
@@ -236,9 +246,11 @@ def _string(text: str) -> str:
     if raw:
         return inner
     try:
-        return codecs.decode(inner.encode("utf-8", "surrogatepass"), "unicode_escape").encode(
-            "latin-1"
-        ).decode("utf-8")
+        return (
+            codecs.decode(inner.encode("utf-8", "surrogatepass"), "unicode_escape")
+            .encode("latin-1")
+            .decode("utf-8")
+        )
     except (UnicodeError, ValueError):
         return inner
 

@@ -16,8 +16,21 @@ from policy_engine.model import schema
 from policy_engine.model.paths import FactPath
 
 TYPE_NAMES = frozenset(
-    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
-     "timestamp", "duration", "dyn"}
+    {
+        "int",
+        "uint",
+        "double",
+        "bool",
+        "string",
+        "bytes",
+        "list",
+        "map",
+        "null_type",
+        "type",
+        "timestamp",
+        "duration",
+        "dyn",
+    }
 )
 
 
@@ -74,9 +87,12 @@ def _chain(node: Node) -> tuple[Node, list[tuple[str | int, Node]]] | None:
         if current.kind == "select":
             steps.append((current.name, current))
             current = current.children[0]
-        elif current.kind == "index" and current.children[1].kind == "literal" and isinstance(
-            current.children[1].value, str | int
-        ) and not isinstance(current.children[1].value, bool):
+        elif (
+            current.kind == "index"
+            and current.children[1].kind == "literal"
+            and isinstance(current.children[1].value, str | int)
+            and not isinstance(current.children[1].value, bool)
+        ):
             steps.append((current.children[1].value, current))
             current = current.children[0]
         elif current.kind == "ident":
@@ -182,11 +198,12 @@ class _Walker:
         if root == "variables":
             if not steps:
                 return None
-            key, step = steps[0]
+            key, _step = steps[0]
             declared = self.scope.variables.get(str(key))
             if declared is None:
-                self.check_member(steps, frozenset(self.scope.variables), "variable",
-                                  "earlier variables")
+                self.check_member(
+                    steps, frozenset(self.scope.variables), "variable", "earlier variables"
+                )
                 return None
             return declared[0]
         return schema.root_type(root)
@@ -200,24 +217,32 @@ class _Walker:
         if str(key) in known:
             return
         names = sorted(known)
-        self.problems.append(Problem(
-            "cel.undeclared_fact",
-            f"undeclared {what} {str(key)!r}" + (f" (declared in {where}: {', '.join(names)})"
-                                                 if names else f" (none declared in {where})"),
-            *_member_span(step),
-            _did_you_mean(str(key), names),
-        ))
+        self.problems.append(
+            Problem(
+                "cel.undeclared_fact",
+                f"undeclared {what} {str(key)!r}"
+                + (
+                    f" (declared in {where}: {', '.join(names)})"
+                    if names
+                    else f" (none declared in {where})"
+                ),
+                *_member_span(step),
+                _did_you_mean(str(key), names),
+            )
+        )
 
     def step(self, current: schema.FactType, key: str | int, node: Node) -> schema.FactType | None:
         if isinstance(current, schema.Record):
             if isinstance(key, str) and key in current.fields:
                 return current.fields[key]
-            self.problems.append(Problem(
-                "cel.undeclared_fact",
-                f"no field {key!r} on {current.name}",
-                *_member_span(node),
-                _did_you_mean(str(key), list(current.fields)),
-            ))
+            self.problems.append(
+                Problem(
+                    "cel.undeclared_fact",
+                    f"no field {key!r} on {current.name}",
+                    *_member_span(node),
+                    _did_you_mean(str(key), list(current.fields)),
+                )
+            )
             return None
         if isinstance(current, schema.ListOf | schema.MapOf):
             return schema.element_type(current)
@@ -225,13 +250,15 @@ class _Walker:
 
     def unknown_root(self, ident: Node) -> None:
         roots = sorted(self.scope.roots | self.scope.extra_roots)
-        self.problems.append(Problem(
-            "cel.undeclared_fact",
-            f"undeclared reference {ident.name!r} (fact roots: {', '.join(roots)})",
-            ident.start,
-            ident.end,
-            _did_you_mean(ident.name, roots),
-        ))
+        self.problems.append(
+            Problem(
+                "cel.undeclared_fact",
+                f"undeclared reference {ident.name!r} (fact roots: {', '.join(roots)})",
+                ident.start,
+                ident.end,
+                _did_you_mean(ident.name, roots),
+            )
+        )
 
     def chain_type(
         self, chain: tuple[Node, list[tuple[str | int, Node]]]

@@ -18,10 +18,20 @@ from policy_engine.cel.parsing import Node
 
 WINDOW_FUNCTIONS = frozenset({"inWindow", "nextTransition"})
 RELATIONS = frozenset({"<", "<=", ">", ">=", "==", "!="})
-ACCESSORS = frozenset({
-    "getFullYear", "getMonth", "getDate", "getDayOfMonth", "getDayOfWeek", "getDayOfYear",
-    "getHours", "getMinutes", "getSeconds", "getMilliseconds",
-})
+ACCESSORS = frozenset(
+    {
+        "getFullYear",
+        "getMonth",
+        "getDate",
+        "getDayOfMonth",
+        "getDayOfWeek",
+        "getDayOfYear",
+        "getHours",
+        "getMinutes",
+        "getSeconds",
+        "getMilliseconds",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +79,9 @@ def _visit(node: Node, compile_part: Compile, sites: list[TimeSite], bound: froz
     if site is not None:
         sites.append(site)
         return
-    if node.kind == "ident" and node.name == "now" or node.kind == "call" and node.name == "since":
+    if (node.kind == "ident" and node.name == "now") or (
+        node.kind == "call" and node.name == "since"
+    ):
         sites.append(TimeSite("opaque", node.text))
         return
     inner = bound
@@ -88,8 +100,9 @@ def _site(node: Node, compile_part: Compile, bound: frozenset[str]) -> TimeSite 
         receiver = node.children[0]
         if receiver.kind == "ident" and receiver.name == "now":
             zone_node = node.children[1] if len(node.children) > 1 else None
-            if zone_node is None or (zone_node.kind == "literal" and isinstance(zone_node.value,
-                                                                                  str)):
+            if zone_node is None or (
+                zone_node.kind == "literal" and isinstance(zone_node.value, str)
+            ):
                 zone = zone_node.value if zone_node is not None else None
                 return TimeSite("accessor", node.text, unit=node.name, zone=zone)
     return None
