@@ -51,17 +51,34 @@ spec:
 """
 
 SAMPLE_FACTS: Mapping[str, Any] = {
-    "rollout": {"namespace": "shop", "name": "checkout", "labels": {"tier": "prod"},
-                "annotations": {}, "current": {"tag": "1.4.1"}, "intents": {}},
+    "rollout": {
+        "namespace": "shop",
+        "name": "checkout",
+        "labels": {"tier": "prod"},
+        "annotations": {},
+        "current": {"tag": "1.4.1"},
+        "intents": {},
+    },
     "candidates": [{"tag": "1.4.3"}, {"tag": "1.4.2"}],
     "history": [{"id": 1, "version": {"tag": "1.4.1"}, "bakeStatus": "Succeeded"}],
-    "environments": {"staging": {"name": "staging", "tag": "1.4.2", "healthy": True,
-                                 "healthySince": "2026-03-03T08:10:00Z"}},
-    "gates": [], "windows": {}, "healthChecks": [],
-    "alerts": [{"name": f"A{i}", "labels": {"severity": "warning"}, "state": "firing"}
-               for i in range(20)],
-    "metrics": {"errorRate": 0.004, "requestCount": 18000.0}, "metricsMeta": {},
-    "flux": {"kustomizations": {}}, "kruise": {},
+    "environments": {
+        "staging": {
+            "name": "staging",
+            "tag": "1.4.2",
+            "healthy": True,
+            "healthySince": "2026-03-03T08:10:00Z",
+        }
+    },
+    "gates": [],
+    "windows": {},
+    "healthChecks": [],
+    "alerts": [
+        {"name": f"A{i}", "labels": {"severity": "warning"}, "state": "firing"} for i in range(20)
+    ],
+    "metrics": {"errorRate": 0.004, "requestCount": 18000.0},
+    "metricsMeta": {},
+    "flux": {"kustomizations": {}},
+    "kruise": {},
 }
 SAMPLE_NOW = datetime(2026, 3, 4, 9, 30, tzinfo=UTC)
 
@@ -103,8 +120,7 @@ def sample_facts(now: datetime = SAMPLE_NOW) -> FactSet:
 
 
 def sample_policies() -> list[Policy]:
-    return [*loading.load_builtin_policies(),
-            *loading.load_policy_text(SAMPLE_POLICY, "<bench>")]
+    return [*loading.load_builtin_policies(), *loading.load_policy_text(SAMPLE_POLICY, "<bench>")]
 
 
 def handwritten_decision(facts: FactSet, window: windows.Window) -> dict[str, str]:
@@ -115,21 +131,32 @@ def handwritten_decision(facts: FactSet, window: windows.Window) -> dict[str, st
     out: dict[str, str] = {}
     for candidate in values["candidates"]:
         tag = candidate["tag"]
-        blocked = any(g.get("passing") is False for g in values["gates"]) or (
-            bool(history) and history[0]["bakeStatus"] == "Failed"
-        ) or any(h["status"] == "Unhealthy" for h in values["healthChecks"]) or any(
-            a["state"] == "firing" and a["labels"].get("severity") == "critical"
-            for a in values["alerts"])
-        soaked = (staging["tag"] == tag and staging["healthy"]
-                  and facts.now - staging["healthySince"] >= timedelta(hours=24))
+        blocked = (
+            any(g.get("passing") is False for g in values["gates"])
+            or (bool(history) and history[0]["bakeStatus"] == "Failed")
+            or any(h["status"] == "Unhealthy" for h in values["healthChecks"])
+            or any(
+                a["state"] == "firing" and a["labels"].get("severity") == "critical"
+                for a in values["alerts"]
+            )
+        )
+        soaked = (
+            staging["tag"] == tag
+            and staging["healthy"]
+            and facts.now - staging["healthySince"] >= timedelta(hours=24)
+        )
         pending = not windows.is_open(window, facts.now) or (
-            bool(history) and history[0]["bakeStatus"] in ("Deploying", "InProgress"))
+            bool(history) and history[0]["bakeStatus"] in ("Deploying", "InProgress")
+        )
         out[tag] = "Blocked" if blocked or not soaked else ("Pending" if pending else "Allowed")
     return out
 
 
-def run(backends: Sequence[CelBackend], facts: FactSet | None = None,
-        policies: Sequence[Policy] | None = None) -> list[tuple[str, Figure]]:
+def run(
+    backends: Sequence[CelBackend],
+    facts: FactSet | None = None,
+    policies: Sequence[Policy] | None = None,
+) -> list[tuple[str, Figure]]:
     """Measures every stage on each backend; returns (backend, figure) rows."""
     facts = facts or sample_facts()
     chosen = list(policies) if policies is not None else sample_policies()
@@ -137,34 +164,82 @@ def run(backends: Sequence[CelBackend], facts: FactSet | None = None,
     for backend in backends:
         compiled = compile_policies(chosen, backend)
         rows += _stages(backend, compiled, facts)
-    window = windows.parse_window({"name": "business-hours", "timezone": "Europe/Berlin",
-                                   "allow": [{"name": "weekdays",
-                                              "days": ["Mon", "Tue", "Wed", "Thu", "Fri"],
-                                              "between": "09:00-17:00"}]})
-    rows.append(("python", Figure("decision (hand-written, no nextChange)",
-                                  measure(lambda: handwritten_decision(facts, window)))))
+    window = windows.parse_window(
+        {
+            "name": "business-hours",
+            "timezone": "Europe/Berlin",
+            "allow": [
+                {
+                    "name": "weekdays",
+                    "days": ["Mon", "Tue", "Wed", "Thu", "Fri"],
+                    "between": "09:00-17:00",
+                }
+            ],
+        }
+    )
+    rows.append(
+        (
+            "python",
+            Figure(
+                "decision (hand-written, no nextChange)",
+                measure(lambda: handwritten_decision(facts, window)),
+            ),
+        )
+    )
     return rows
 
 
-def _stages(backend: CelBackend, compiled: list[CompiledPolicy],
-            facts: FactSet) -> list[tuple[str, Figure]]:
+def _stages(
+    backend: CelBackend, compiled: list[CompiledPolicy], facts: FactSet
+) -> list[tuple[str, Figure]]:
     name = backend.name
     policies = [p.policy for p in compiled]
     result = evaluation.evaluate(compiled, facts, backend)
     explainer = Explainer(compiled, facts, backend)
-    snapshots = [ReplayInput(facts, {"candidates": {v.tag: {"decision": v.decision.value}
-                                                    for v in result.verdicts}}, "bench")]
+    snapshots = [
+        ReplayInput(
+            facts,
+            {"candidates": {v.tag: {"decision": v.decision.value} for v in result.verdicts}},
+            "bench",
+        )
+    ]
     return [
-        (name, Figure("compile (policy set)", measure(lambda: compile_policies(policies, backend),
-                                                       repeat=3))),
-        (name, Figure("bind (facts, once per cycle)",
-                      measure(lambda: backend.bind({**facts.values, "now": facts.now})))),
-        (name, Figure("decision (evaluate, with nextChange)",
-                      measure(lambda: evaluation.evaluate(compiled, facts, backend)))),
-        (name, Figure("explain (one verdict)",
-                      measure(lambda: explainer.explain(result.verdicts[0], "all")))),
-        (name, Figure("replay (one snapshot)", measure(lambda: replay(snapshots, compiled,
-                                                                       backend)), "snapshot")),
+        (
+            name,
+            Figure(
+                "compile (policy set)",
+                measure(lambda: compile_policies(policies, backend), repeat=3),
+            ),
+        ),
+        (
+            name,
+            Figure(
+                "bind (facts, once per cycle)",
+                measure(lambda: backend.bind({**facts.values, "now": facts.now})),
+            ),
+        ),
+        (
+            name,
+            Figure(
+                "decision (evaluate, with nextChange)",
+                measure(lambda: evaluation.evaluate(compiled, facts, backend)),
+            ),
+        ),
+        (
+            name,
+            Figure(
+                "explain (one verdict)",
+                measure(lambda: explainer.explain(result.verdicts[0], "all")),
+            ),
+        ),
+        (
+            name,
+            Figure(
+                "replay (one snapshot)",
+                measure(lambda: replay(snapshots, compiled, backend)),
+                "snapshot",
+            ),
+        ),
     ]
 
 
@@ -177,6 +252,8 @@ def ratios(rows: Sequence[tuple[str, Figure]]) -> list[str]:
         if backend != "python" and python:
             lines.append(f"decision {backend} / hand-written Python = {seconds / python:.1f}x")
     if "cel-expr-python" in decision and "celpy" in decision:
-        lines.append("decision celpy / cel-expr-python = "
-                     f"{decision['celpy'] / decision['cel-expr-python']:.1f}x")
+        lines.append(
+            "decision celpy / cel-expr-python = "
+            f"{decision['celpy'] / decision['cel-expr-python']:.1f}x"
+        )
     return lines

@@ -110,8 +110,9 @@ def compile_policies(policies: Sequence[Policy], backend: CelBackend) -> list[Co
     """Compiles all policies; raises one PolicyErrors with every problem found."""
     compiled: list[CompiledPolicy] = []
     problems: list[Diagnostic] = []
+    envs: dict[tuple[tuple[str, windows.Window], ...], CelEnv] = {}
     for policy in policies:
-        builder = _Builder(policy, backend)
+        builder = _Builder(policy, backend, envs)
         result = builder.build()
         problems.extend(builder.errors)
         if result is not None:
@@ -137,14 +138,23 @@ def policy_digest(policy: Policy, backend: CelBackend) -> str:
 
 
 class _Builder:
-    def __init__(self, policy: Policy, backend: CelBackend) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        backend: CelBackend,
+        envs: dict[tuple[tuple[str, windows.Window], ...], CelEnv],
+    ) -> None:
         self.policy = policy
         self.backend = backend
         self.errors: list[Diagnostic] = []
         self.warnings: list[Diagnostic] = []
         spec = policy.spec
         self.windows = self._windows()
-        self.env = environment.make_env(self.windows, name=policy.ref)
+        # policies with the same window table share one environment (and activations)
+        key = tuple(sorted(self.windows.items()))
+        if key not in envs:
+            envs[key] = environment.make_env(self.windows, name=policy.ref)
+        self.env = envs[key]
         self.params = self._params(spec.params)
         self.scope = variables.Scope(
             params=frozenset(spec.params), metrics=frozenset(spec.facts.metrics)

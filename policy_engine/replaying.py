@@ -88,8 +88,9 @@ def replay(
     return ReplayReport(tuple(changes), count, candidates, missing)
 
 
-def _change(item: ReplayInput, facts: FactSet, verdict: Verdict,
-            entry: Mapping[str, Any]) -> Change:
+def _change(
+    item: ReplayInput, facts: FactSet, verdict: Verdict, entry: Mapping[str, Any]
+) -> Change:
     recorded_rules = entry.get("rules") or {}
     now_rules = {r.rule_id: r.outcome.value for r in verdict.results}
     rules = tuple(
@@ -99,5 +100,14 @@ def _change(item: ReplayInput, facts: FactSet, verdict: Verdict,
         and not (outcome == "skip" and rule_id not in recorded_rules)
     )
     target = facts.target or ("?", "?")
-    return Change(item.source, item.line, item.decision_id, f"{target[0]}/{target[1]}",
-                  verdict.tag, str(entry["decision"]), verdict.decision.value, facts.now, rules)
+    return Change(
+        item.source,
+        item.line,
+        item.decision_id,
+        f"{target[0]}/{target[1]}",
+        verdict.tag,
+        str(entry["decision"]),
+        verdict.decision.value,
+        facts.now,
+        rules,
+    )

@@ -269,13 +269,10 @@ def load_snapshot_text(text: str, file: str) -> list[Snapshot]:
     return snapshots
 
 
-Locator = Callable[[], YamlSourceMap]
-
-
-def _documents(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any, Locator]]:
+def _documents(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any, _Source]]:
     if text.lstrip().startswith("{"):
         try:
-            return [(json.loads(text), _LazySource(file, text, 1))]
+            return [(json.loads(text), _Source(file, 1, text))]
         except json.JSONDecodeError as exc:
             if exc.msg == "Extra data":
                 return _ndjson(text, file, problems)
@@ -284,54 +281,40 @@ def _documents(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[A
     except YamlError as exc:
         problems += exc.diagnostics
         return []
-    return [(raw, _fixed(source)) for raw, source in documents]
+    return [(raw, _Source(file, source.locate(())[0], built=source)) for raw, source in documents]
 
 
-def _fixed(source: YamlSourceMap) -> Locator:
-    return lambda: source
-
-
-def _ndjson(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any, Locator]]:
-    out: list[tuple[Any, Locator]] = []
+def _ndjson(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any, _Source]]:
+    out: list[tuple[Any, _Source]] = []
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
         try:
-            out.append((json.loads(line), _LazySource(file, line, number)))
+            if line.strip():
+                out.append((json.loads(line), _Source(file, number, line)))
         except json.JSONDecodeError as exc:
-            hint = "each line of a decision log is one JSON object"
-            problems.append(
-                located(
-                    "yaml.syntax",
-                    f"invalid JSON line: {exc.msg}",
-                    file,
-                    number,
-                    exc.colno,
-                    hint=hint,
-                    source_line=line,
-                )
-            )
+            message = f"invalid JSON line: {exc.msg}"
+            extra = {"hint": "each line of a decision log is one JSON object", "source_line": line}
+            problems.append(located("yaml.syntax", message, file, number, exc.colno, **extra))
     return out
 
 
-class _LazySource:
-    """A JSON document's source map, built from the text only when a position is asked for."""
+class _Source:
+    """A document's source map; for JSON it is built from the text only when first asked."""
 
-    __slots__ = ("_line", "_map", "_text", "file")
+    __slots__ = ("_map", "_text", "file", "line")
 
-    def __init__(self, file: str, text: str, line: int) -> None:
+    def __init__(self, file: str, line: int, text: str = "", built: YamlSourceMap | None = None):
         self.file = file
+        self.line = line
         self._text = text
-        self._line = line
-        self._map: YamlSourceMap | None = None
+        self._map = built
 
     def __call__(self) -> YamlSourceMap:
         if self._map is None:
-            padded = "\n" * (self._line - 1) + self._text
+            padded = "\n" * (self.line - 1)
             try:
-                self._map = read_yaml_documents(padded, self.file)[0][1]
-            except (YamlError, IndexError):
-                self._map = read_yaml_documents("\n" * (self._line - 1) + "null", self.file)[0][1]
+                self._map = read_yaml_documents(padded + self._text, self.file)[0][1]
+            except (YamlError, IndexError):  # not YAML after all: point at the line
+                self._map = read_yaml_documents(padded + "null", self.file)[0][1]
         return self._map
 
     def locate(self, path: tuple[str | int, ...], offset: int = 0) -> tuple[int, int]:
@@ -342,7 +325,7 @@ class _LazySource:
 
 
 def _snapshot(
-    raw: dict[str, Any], locator: Locator, file: str
+    raw: dict[str, Any], locator: _Source, file: str
 ) -> tuple[Snapshot | None, list[Diagnostic]]:
     problems: list[Diagnostic] = []
 
@@ -380,10 +363,8 @@ def _snapshot(
     _check_digest(doc.digest, digest, report)
     if problems or now is None:
         return None, problems
-    source = locator()
-    line = source.locate(())[0]
     facts = FactSet(now, values, "snapshot", target, tuple(errors), provenance, digest)
-    name = doc.metadata.name or doc.decision_id or f"{Path(file).name}:{line}"
+    name = doc.metadata.name or doc.decision_id or f"{Path(file).name}:{locator.line}"
     return Snapshot(
         name,
         now,
@@ -399,8 +380,8 @@ def _snapshot(
         doc.decision,
         doc.decision_id,
         doc.action,
-        (file, line),
-        locator if isinstance(locator, _LazySource) else source,
+        (file, locator.line),
+        locator,
     ), []
 
 
@@ -413,11 +394,8 @@ def _normalise_facts(raw: Any, report: Report) -> dict[str, Any]:
         declared = schema.SNAPSHOT_ROOTS.get(root)
         if declared is None:
             known = schema.root_type(root) or root in schema.POLICY_ROOTS
-            message = (
-                f"fact root {root!r} is not recorded in snapshots"
-                if known
-                else (f"unknown fact root {root!r}")
-            )
+            message = f"fact root {root!r} is not recorded in snapshots"
+            message = message if known else f"unknown fact root {root!r}"
             hint = did_you_mean(root, list(schema.SNAPSHOT_ROOTS))
             report("fact.invalid", message, ("facts", root), key=True, hint=hint)
             continue

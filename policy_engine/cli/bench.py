@@ -23,9 +23,13 @@ def register(sub: Any) -> None:
     parser.add_argument("--facts", help="a FactSnapshot to measure with (default: built-in)")
     parser.add_argument("-p", "--policy", action="append", default=[])
     parser.add_argument("--backend", choices=["all", "cel-expr-python", "celpy"], default="all")
-    parser.add_argument("--cases", default="tests/policy_cases",
-                        help="policy-case directory for test throughput ('' to skip)")
+    parser.add_argument(
+        "--cases",
+        default="tests/policy_cases",
+        help="policy-case directory for test throughput ('' to skip)",
+    )
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
+    parser.add_argument("-v", "--verbose", action="store_true")
     parser.set_defaults(handler=run)
 
 
@@ -39,18 +43,33 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     rows = bench.run(backends, facts, policies)
     throughput = _test_throughput(args.cases, backends[0]) if args.cases else None
     if args.output == "json":
-        streams.out.write(json.dumps({
-            "apiVersion": json.API_VERSION, "kind": "BenchReport",
-            "figures": [{"backend": b, "name": f.name, "medianSeconds": f.median_s,
-                         "perSecond": f.per_second} for b, f in rows],
-            "ratios": bench.ratios(rows),
-            "testCasesPerSecond": throughput,
-        }) + "\n")
+        streams.out.write(
+            json.dumps(
+                {
+                    "apiVersion": json.API_VERSION,
+                    "kind": "BenchReport",
+                    "figures": [
+                        {
+                            "backend": b,
+                            "name": f.name,
+                            "medianSeconds": f.median_s,
+                            "perSecond": f.per_second,
+                        }
+                        for b, f in rows
+                    ],
+                    "ratios": bench.ratios(rows),
+                    "testCasesPerSecond": throughput,
+                }
+            )
+            + "\n"
+        )
         return 0
     lines = [f"{'backend':<16} {'stage':<40} {'median':>12} {'per second':>12}"]
     for backend, figure in rows:
-        lines.append(f"{backend:<16} {figure.name:<40} {_time(figure.median_s):>12} "
-                     f"{figure.per_second:>12,.0f}")
+        lines.append(
+            f"{backend:<16} {figure.name:<40} {_time(figure.median_s):>12} "
+            f"{figure.per_second:>12,.0f}"
+        )
     lines += ["", *bench.ratios(rows)]
     if throughput is not None:
         lines.append(f"tidegate test throughput ({backends[0].name}): {throughput:,.0f} cases/s")

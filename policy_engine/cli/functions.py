@@ -20,6 +20,7 @@ def register(sub: Any) -> None:
     parser.add_argument("name", nargs="?", help="one function")
     parser.add_argument("--facts", action="store_true", help="the fact roots and records")
     parser.add_argument("-o", "--output", choices=["text", "json", "markdown"], default="text")
+    parser.add_argument("-v", "--verbose", action="store_true")
     parser.set_defaults(handler=run)
 
 

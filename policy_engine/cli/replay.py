@@ -32,15 +32,18 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, streams: common.Streams) -> int:
     backend = common.backend_from(args, streams)
     policies = common.compile_all(
-        common.load_policies(common.policy_paths(args), builtins=not args.no_builtins), backend)
+        common.load_policies(common.policy_paths(args), builtins=not args.no_builtins), backend
+    )
     at = None
     if args.at != "recorded":
         try:
             at = to_utc(args.at)
         except TimeSyntaxError as exc:
             raise UsageError(f"--at: {exc}") from exc
-    inputs = [replaying.ReplayInput(s.facts, s.decision, s.source[0], s.source[1],
-                                    s.decision_id) for s in _snapshots(args.source)]
+    inputs = [
+        replaying.ReplayInput(s.facts, s.decision, s.source[0], s.source[1], s.decision_id)
+        for s in _snapshots(args.source)
+    ]
     report = replaying.replay(inputs, policies, backend, at)
     _write(args, streams, report)
     if args.fail_on == "changed" and report.changes:
@@ -56,8 +59,9 @@ def _snapshots(source: str) -> list[snapshots.Snapshot]:
     path = Path(source)
     if path.is_dir():
         found: list[snapshots.Snapshot] = []
-        for file in sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json",
-                                                                       ".ndjson")):
+        for file in sorted(
+            p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json", ".ndjson")
+        ):
             found += snapshots.load_snapshot_path(str(file))
         return found
     if not path.exists():
@@ -65,33 +69,62 @@ def _snapshots(source: str) -> list[snapshots.Snapshot]:
     return snapshots.load_snapshot_path(source)
 
 
-def _write(args: argparse.Namespace, streams: common.Streams,
-           report: replaying.ReplayReport) -> None:
+def _write(
+    args: argparse.Namespace, streams: common.Streams, report: replaying.ReplayReport
+) -> None:
     if args.output == "json":
-        streams.out.write(json.dumps({
-            "apiVersion": json.API_VERSION, "kind": "ReplayReport",
-            "summary": {"lines": report.lines, "snapshots": report.snapshots,
-                        "candidates": report.candidates, "changed": len(report.changes),
+        streams.out.write(
+            json.dumps(
+                {
+                    "apiVersion": json.API_VERSION,
+                    "kind": "ReplayReport",
+                    "summary": {
+                        "lines": report.lines,
+                        "snapshots": report.snapshots,
+                        "candidates": report.candidates,
+                        "changed": len(report.changes),
                         "noRecordedDecision": report.no_recorded_decision,
-                        "skipped": report.skipped},
-            "changes": [{"source": c.source, "line": c.line, "decisionId": c.decision_id,
-                         "rollout": c.rollout, "release": c.release, "recorded": c.recorded,
-                         "now": c.now, "at": format_timestamp(c.at),
-                         "rules": [{"id": r.rule_id, "recorded": r.recorded, "now": r.now}
-                                   for r in c.rules]} for c in report.changes],
-        }) + "\n")
+                        "skipped": report.skipped,
+                    },
+                    "changes": [
+                        {
+                            "source": c.source,
+                            "line": c.line,
+                            "decisionId": c.decision_id,
+                            "rollout": c.rollout,
+                            "release": c.release,
+                            "recorded": c.recorded,
+                            "now": c.now,
+                            "at": format_timestamp(c.at),
+                            "rules": [
+                                {"id": r.rule_id, "recorded": r.recorded, "now": r.now}
+                                for r in c.rules
+                            ],
+                        }
+                        for c in report.changes
+                    ],
+                }
+            )
+            + "\n"
+        )
         return
     if args.output == "github":
         for change in report.changes:
-            streams.out.write(github.command(
-                "error", f"{change.rollout} {change.release}: {change.recorded} → {change.now}"))
+            streams.out.write(
+                github.command(
+                    "error", f"{change.rollout} {change.release}: {change.recorded} → {change.now}"
+                )
+            )
         return
     for change in report.changes:
         where = f"{change.source}:{change.line}" if change.line else change.source
-        streams.out.write(f"{where}  {change.rollout}  {change.release}  "
-                          f"{change.recorded} → {change.now}\n")
+        streams.out.write(
+            f"{where}  {change.rollout}  {change.release}  {change.recorded} → {change.now}\n"
+        )
         for rule in change.rules:
             streams.out.write(f"    {rule.rule_id}: {rule.recorded} → {rule.now}\n")
-    streams.out.write(f"{report.snapshots} snapshot(s), {report.candidates} recorded "
-                      f"decision(s), {len(report.changes)} changed, "
-                      f"{report.no_recorded_decision} without a recorded decision\n")
+    streams.out.write(
+        f"{report.snapshots} snapshot(s), {report.candidates} recorded "
+        f"decision(s), {len(report.changes)} changed, "
+        f"{report.no_recorded_decision} without a recorded decision\n"
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -104,8 +104,8 @@ def _verdict(
                 raw = RawResult(Outcome.SKIP, reason=DISABLED_BY_ROLLOUT)
             else:
                 raw = gate or runner.raw(rule, context.for_policy(policy))
-            result, dynamic = _result(runner, timeline, policy, rule, raw, context)
-            results.append(_timed(result, started))
+            result, dynamic = _result(runner, timeline, policy, rule, raw, context, started)
+            results.append(result)
             members.append(Member(policy, rule, result.outcome, dynamic))
     decision = fold(tuple(results))
     next_change = timeline.decision_change(members, decision)
@@ -149,6 +149,7 @@ def _result(
     rule: CompiledRule,
     raw: RawResult,
     context: CandidateContext,
+    started: int,
 ) -> tuple[RuleResult, bool]:
     outcome, next_change, opaque = raw.outcome, None, False
     dynamic = rule.reads_now and raw.outcome is not Outcome.SKIP and raw.reason is None
@@ -176,11 +177,8 @@ def _result(
         location=rule.location,
         time_dependent=dynamic,
         opaque_time=opaque,
+        duration_ns=time.perf_counter_ns() - started,
     ), dynamic
-
-
-def _timed(result: RuleResult, started: int) -> RuleResult:
-    return replace(result, duration_ns=time.perf_counter_ns() - started)
 
 
 __all__ = ["DEFAULT_HORIZON", "Options", "evaluate"]

@@ -53,8 +53,8 @@ class CandidateContext:
 
 
 def bind_facts(backend: CelBackend, values: Mapping[str, Any], now: datetime) -> Bound:
-    """Converts all fact roots once, with ``now``."""
-    return backend.bind({**values, "now": now})
+    """Converts all fact roots once, with ``now`` (and empty params/variables)."""
+    return backend.bind({**values, "now": now, "params": {}, "variables": {}})
 
 
 def candidate_context(
@@ -71,7 +71,12 @@ def candidate_context(
 def bind_policy(
     backend: CelBackend, base: Bound, policy: CompiledPolicy, overrides: Mapping[str, Any]
 ) -> PolicyBinding:
-    """Adds ``params`` and evaluates ``variables`` in order; failures are remembered."""
+    """Adds ``params`` and evaluates ``variables`` in order; failures are remembered.
+
+    A policy without params and variables shares the candidate's binding.
+    """
+    if not policy.params and not policy.variables and not overrides:
+        return PolicyBinding(base)
     params = {**policy.params, **overrides}
     bound = backend.bind({"params": params, "variables": {}}, base=base)
     values: dict[str, Any] = {}

@@ -37,6 +37,7 @@ from policy_engine.cel.types import CelType, FunctionDecl, LibraryError, Overloa
 from policy_engine.errors import EvalError, cap
 
 SEMVER_MESSAGE = "tidegate.lib.Semver"
+_PLAIN = frozenset({str, int, float, bool, type(None), bytes})
 _FUNCTION_ERROR = "tidegate.function: "
 
 
@@ -138,9 +139,12 @@ class CppBackend:
 
     # -- value conversion ------------------------------------------------------
     def _to_native(self, value: Any) -> Any:
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind in _PLAIN:
+            return value
+        if kind is dict:
             return {k: self._to_native(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+        if kind is list or kind is tuple:
             return [self._to_native(v) for v in value]
         if isinstance(value, datetime):
             stamp = timestamp_pb2.Timestamp()
@@ -153,6 +157,8 @@ class CppBackend:
         if isinstance(value, Semver):
             # build metadata never takes part in equality or precedence
             return self._semver_class(text=str(replace(value, build=())))
+        if isinstance(value, dict):
+            return {k: self._to_native(v) for k, v in value.items()}
         return value
 
     def _from_native(self, value: Any) -> Any:

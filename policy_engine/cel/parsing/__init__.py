@@ -215,7 +215,7 @@ def _span(tree: Tree[Any] | Token) -> tuple[int, int]:
     meta = tree.meta
     if not getattr(meta, "empty", True) and meta.start_pos is not None and meta.end_pos is not None:
         return int(meta.start_pos), int(meta.end_pos)
-    spans = [_span(child) for child in tree.children if isinstance(child, Tree[Any] | Token)]
+    spans = [_span(child) for child in tree.children if isinstance(child, Tree | Token)]
     if not spans:
         return 0, 0
     return min(s for s, _ in spans), max(e for _, e in spans)
