@@ -22,6 +22,7 @@ from policy_engine.cel.library import standard_library
 from policy_engine.cel.parsing import reads as variables
 from policy_engine.cel.types import CelType, FunctionDecl
 from policy_engine.cel.variables import declared_variables
+from policy_engine.model.schema import Scalar
 from policy_engine.errors import UsageError
 from policy_engine.model.times import TimeSyntaxError, parse_duration, parse_timestamp
 
@@ -138,6 +139,22 @@ def compile_checked(
     except CelCompileError as exc:
         at = offsets(exc.offset_in(rewritten))
         raise CompileProblems([variables.Problem(exc.code, exc.message, at, at + 1)]) from exc
+    declared = analysis.chain_type
+    if (
+        expect is not None
+        and isinstance(declared, Scalar)
+        and declared.name not in (expect.value, "raw")
+    ):
+        raise CompileProblems(
+            [
+                variables.Problem(
+                    "cel.check",
+                    f"expression must be {expect.value}, not {declared.name}",
+                    0,
+                    len(source),
+                )
+            ]
+        )
     if expect is not None and program.result_type not in (expect, CelType.DYN):
         raise CompileProblems(
             [
