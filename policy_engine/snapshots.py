@@ -40,6 +40,7 @@ from policy_engine.model.paths import FactPath, PathSyntaxError, format_path, pa
 from policy_engine.model.policy import API_VERSION, SourceMap
 from policy_engine.model.times import TimeSyntaxError, format_seconds, format_timestamp, to_utc
 from policy_engine.model.yamlsource import (
+    MAX_DEPTH,
     DocPath,
     YamlError,
     YamlSourceMap,
@@ -272,7 +273,7 @@ def load_snapshot_text(text: str, file: str) -> list[Snapshot]:
 def _documents(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any, _Source]]:
     if text.lstrip().startswith("{"):
         try:
-            return [(json.loads(text), _Source(file, 1, text))]
+            return [(_load_json(text), _Source(file, 1, text))]
         except json.JSONDecodeError as exc:
             if exc.msg == "Extra data":
                 return _ndjson(text, file, problems)
@@ -289,7 +290,7 @@ def _ndjson(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any,
     for number, line in enumerate(text.splitlines(), start=1):
         try:
             if line.strip():
-                out.append((json.loads(line), _Source(file, number, line)))
+                out.append((_load_json(line), _Source(file, number, line)))
         except json.JSONDecodeError as exc:
             message = f"invalid JSON line: {exc.msg}"
             extra = {"hint": "each line of a decision log is one JSON object", "source_line": line}
@@ -297,12 +298,33 @@ def _ndjson(text: str, file: str, problems: list[Diagnostic]) -> list[tuple[Any,
     return out
 
 
+def _load_json(text: str) -> Any:
+    """``json.loads`` that refuses nesting deeper than YAML allows (JSONDecodeError)."""
+    deep = json.JSONDecodeError(f"nesting deeper than {MAX_DEPTH} levels", text, 0)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise deep from None
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise deep
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        stack += [(child, depth + 1) for child in children]
+    return value
+
+
 class _Source:
     """A document's source map; for JSON it is built from the text only when first asked."""
 
     __slots__ = ("_map", "_text", "file", "line")
 
-    def __init__(self, file: str, line: int, text: str = "", built: YamlSourceMap | None = None):
+    def __init__(
+        self, file: str, line: int, text: str = "", built: YamlSourceMap | None = None
+    ) -> None:
         self.file = file
         self.line = line
         self._text = text

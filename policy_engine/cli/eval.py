@@ -216,7 +216,8 @@ def _header(
         ("now", f"{text.when(facts.now, options)} (from {facts.now_source})"),
     ]
     if snapshot.recorded_at is not None:
-        recorded = f"recorded {text.when(snapshot.recorded_at, options)}  {facts.digest or ''}"
+        digest = (facts.digest or "")[:15]
+        recorded = f"recorded {text.when(snapshot.recorded_at, options)}  {digest}"
         lines.append(("facts", recorded))
         gap = facts.now - snapshot.recorded_at
         if abs(gap) > timedelta(minutes=5):

@@ -18,9 +18,9 @@ import math
 import re
 import types
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -31,6 +31,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from policy_engine.errors import Diagnostic, Severity, SourceLocation, cap
 
 DocPath = tuple[str | int, ...]
+T = TypeVar("T", int, float)
 MAX_DEPTH = 100
 MAX_NODES = 1_000_000
 _TAG = "tag:yaml.org,2002:"
@@ -369,6 +370,8 @@ def _parse_int(text: str) -> int:
     digits = raw.lstrip("+-")
     if digits[:2].lower() in ("0x", "0o", "0b"):
         return sign * int(digits, 0)
+    if ":" in digits:  # YAML 1.1 sexagesimal
+        return sign * _base60(digits.split(":"), int)
     if len(digits) > 1 and digits.startswith("0") and digits.isdigit():
         return sign * int(digits, 8)  # YAML 1.1 octal
     return sign * int(digits, 10)
@@ -380,7 +383,17 @@ def _parse_float(text: str) -> float:
         return -math.inf if low.startswith("-") else math.inf
     if low == ".nan":
         return math.nan
+    if ":" in low:  # YAML 1.1 sexagesimal
+        sign = -1.0 if low.startswith("-") else 1.0
+        return sign * _base60(low.lstrip("+-").split(":"), float)
     return float(low)
+
+
+def _base60(parts: list[str], kind: Callable[[str], T]) -> T:
+    value = kind("0")
+    for part in parts:
+        value = value * 60 + kind(part)
+    return value
 
 
 def _flow_chars(text: str, node: _Node) -> list[tuple[str, int]]:

@@ -203,7 +203,8 @@ def _node(out: Console, node: ExplainNode, indent: int, options: TextOptions) ->
     )
     if not ok or options.explain == "all":
         for operand in node.operands:
-            facts = f"  ← {', '.join(operand.facts)}" if operand.facts else ""
+            shown = [f for f in operand.facts if f.split(":", 1)[0] != operand.text]
+            facts = f"  ← {', '.join(shown)}" if shown else ""
             out.print(
                 f"{pad}    {escape(display(operand.value))}  {escape(operand.text)}{escape(facts)}"
             )

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 from textwrap import dedent
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -131,9 +131,11 @@ def test_a_digest_shorter_than_eight_hex_digits_is_a_schema_error() -> None:
 
 
 @pytest.mark.parametrize("fmt", ["yaml", "json", "ndjson"])
-def test_dumping_and_loading_again_keeps_digest_values_and_record(fmt: str) -> None:
+def test_dumping_and_loading_again_keeps_digest_values_and_record(
+    fmt: Literal["yaml", "json", "ndjson"],
+) -> None:
     s = example()
-    (again,) = snapshots.load_snapshot_text(snapshots.dump_snapshot(s, fmt), f"again.{fmt}")  # type: ignore[arg-type]
+    (again,) = snapshots.load_snapshot_text(snapshots.dump_snapshot(s, fmt), f"again.{fmt}")
     assert again.digest == s.digest
     assert again.facts.values == s.facts.values
     assert again.facts.errors == s.facts.errors
