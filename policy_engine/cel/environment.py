@@ -22,8 +22,8 @@ from policy_engine.cel.library import standard_library
 from policy_engine.cel.parsing import reads as variables
 from policy_engine.cel.types import CelType, FunctionDecl
 from policy_engine.cel.variables import declared_variables
-from policy_engine.model.schema import Scalar
 from policy_engine.errors import UsageError
+from policy_engine.model.schema import Scalar
 from policy_engine.model.times import TimeSyntaxError, parse_duration, parse_timestamp
 
 MAX_LENGTH = 10_000
