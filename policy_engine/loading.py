@@ -30,15 +30,14 @@ from policy_engine.model.policy import (
     infer_param_type,
 )
 from policy_engine.model.times import TimeSyntaxError, parse_duration, parse_timestamp
+from policy_engine.model.yamlschema import did_you_mean, schema_diagnostics
 from policy_engine.model.yamlsource import (
     DocPath,
     YamlError,
     YamlSourceMap,
     decode_text,
-    did_you_mean,
     located,
     read_yaml_documents,
-    schema_diagnostics,
 )
 
 POLICY_KINDS = ("RolloutPolicy", "ClusterRolloutPolicy")

@@ -39,16 +39,15 @@ from policy_engine.model.facts import (
 from policy_engine.model.paths import FactPath, PathSyntaxError, format_path, parse_path
 from policy_engine.model.policy import API_VERSION, SourceMap
 from policy_engine.model.times import TimeSyntaxError, format_seconds, format_timestamp, to_utc
+from policy_engine.model.yamlschema import did_you_mean, schema_diagnostics
 from policy_engine.model.yamlsource import (
     MAX_DEPTH,
     DocPath,
     YamlError,
     YamlSourceMap,
     decode_text,
-    did_you_mean,
     located,
     read_yaml_documents,
-    schema_diagnostics,
 )
 
 KIND = "FactSnapshot"

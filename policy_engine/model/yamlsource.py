@@ -13,20 +13,18 @@ only translates a pydantic error into located diagnostics.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
-import types
 from bisect import bisect_right
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+import yaml as pyyaml
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import MaxDepthExceededError
 from ruamel.yaml.error import YAMLError, YAMLWarning
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.nodes import Node
 
 from policy_engine.errors import Diagnostic, Severity, SourceLocation, cap
 
@@ -39,6 +37,7 @@ _ESCAPES = dict(
     zip('0abt\tnvfre "/\\N_LP', '\0\a\b\t\t\n\v\f\r\x1b "/\\\x85\xa0\u2028\u2029', strict=True)
 )
 _HEX_ESCAPES = {"x": 2, "u": 4, "U": 8}
+_CLoader: Any = getattr(pyyaml, "CBaseLoader", None)
 
 
 def located(
@@ -206,6 +205,9 @@ def read_yaml_documents(text: str, file: str) -> list[tuple[Any, YamlSourceMap]]
     """
     text = normalise_text(text)
     starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    fast = _read_fast(text, file, starts)
+    if fast is not None:
+        return fast
     yaml = YAML(typ="rt", pure=True)
     yaml.max_depth = MAX_DEPTH
     yaml.composer.warn_double_anchors = False
@@ -222,6 +224,51 @@ def read_yaml_documents(text: str, file: str) -> list[tuple[Any, YamlSourceMap]]
     if problems:
         raise YamlError(problems)
     return documents
+
+
+def _read_fast(text: str, file: str, starts: list[int]) -> list[tuple[Any, YamlSourceMap]] | None:
+    """libyaml's composer (PyYAML's C loader) for well-formed plain documents.
+
+    Returns None, so the caller uses ruamel's composer and its precise
+    diagnostics, for anything unusual: a syntax error, anchors, merge keys,
+    explicit tags, or a problem found while converting.
+    """
+    if _CLoader is None or any(mark in text for mark in ("&", "<<", "!")):
+        return None
+    try:
+        roots = list(pyyaml.compose_all(text, Loader=_CLoader))
+    except pyyaml.YAMLError:
+        return None
+    documents: list[tuple[Any, YamlSourceMap]] = []
+    for root in roots:
+        builder = _Builder(file, text, starts)
+        value = builder.convert(root, (), None) if root is not None else None
+        if builder.problems:
+            return None
+        documents.append((value, YamlSourceMap(file, text, starts, builder.nodes)))
+    return documents or None
+
+
+_CORE_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_CORE_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_CORE_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_CORE_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
+def _core_tag(text: str) -> str:
+    """The YAML 1.2 core-schema tag of a plain scalar (what ruamel's resolver gives)."""
+    for pattern, kind in (
+        (_CORE_NULL, "null"),
+        (_CORE_BOOL, "bool"),
+        (_CORE_INT, "int"),
+        (_CORE_FLOAT, "float"),
+    ):
+        if pattern.match(text):
+            return _TAG + kind
+    return _TAG + "str"
 
 
 def _syntax_problem(exc: Exception, file: str, text: str, starts: list[int]) -> Diagnostic:
@@ -258,24 +305,24 @@ class _Builder:
         self._memo: dict[int, tuple[Any, int]] = {}
         self._active: set[int] = set()
 
-    def problem(self, code: str, message: str, node: Node) -> None:
+    def problem(self, code: str, message: str, node: Any) -> None:
         line, col = node.start_mark.line + 1, node.start_mark.column + 1
         text = self.source.line_text(line)
         self.problems.append(located(code, message, self.source.file, line, col, source_line=text))
 
-    def record(self, node: Node, path: DocPath, key: Node | None) -> None:
+    def record(self, node: Any, path: DocPath, key: Any) -> None:
         start, end = node.start_mark, node.end_mark or node.start_mark
         key_span = None
         if key is not None:
             first, last = key.start_mark, key.end_mark
             key_span = (first.line, first.column, last.column if last.line == first.line else -1)
-        scalar = node if isinstance(node, ScalarNode) else None
+        scalar = node if node.id == "scalar" else None
         style = (scalar.style or "") if scalar else None
         value = str(scalar.value).replace("\a", "") if scalar else None  # ruamel marks folds
         marks = (start.line, start.column, start.index, end.line, end.column, end.index)
         self.nodes[path] = _Node(*marks, key_span, style, value)
 
-    def convert(self, node: Node, path: DocPath, key: Node | None) -> Any:
+    def convert(self, node: Any, path: DocPath, key: Any) -> Any:
         self.record(node, path, key)
         if self.count > MAX_NODES:
             return None
@@ -295,24 +342,24 @@ class _Builder:
         self._active.add(ident)
         value = self._convert(node, path)
         self._active.discard(ident)
-        if node.anchor is not None:
+        if getattr(node, "anchor", None) is not None:
             self._memo[ident] = (value, self.count - before)
         return value
 
-    def _grow(self, size: int, node: Node) -> None:
+    def _grow(self, size: int, node: Any) -> None:
         self.count += size
         if self.count > MAX_NODES:
             self.problem("yaml.syntax", f"document expands to over {MAX_NODES} nodes", node)
 
-    def _convert(self, node: Node, path: DocPath) -> Any:
+    def _convert(self, node: Any, path: DocPath) -> Any:
         self._grow(1, node)
-        if isinstance(node, MappingNode):
+        if node.id == "mapping":
             return self._mapping(node, path)
-        if isinstance(node, SequenceNode):
+        if node.id == "sequence":
             return [self.convert(item, (*path, i), None) for i, item in enumerate(node.value)]
-        return self._scalar(node) if isinstance(node, ScalarNode) else None
+        return self._scalar(node) if node.id == "scalar" else None
 
-    def _mapping(self, node: MappingNode, path: DocPath) -> dict[str, Any]:
+    def _mapping(self, node: Any, path: DocPath) -> dict[str, Any]:
         out: dict[str, Any] = {}
         seen: dict[str, Node] = {}
         merged: list[Any] = []
@@ -320,7 +367,7 @@ class _Builder:
             if key_node.tag == _TAG + "merge":
                 merged.append(self.convert(value_node, (*path, "<<"), key_node))
                 continue
-            if not isinstance(key_node, ScalarNode):
+            if key_node.id != "scalar":
                 self.problem("yaml.syntax", "mapping keys must be plain scalars", key_node)
                 continue
             key = str(key_node.value)
@@ -338,8 +385,10 @@ class _Builder:
                         out.setdefault(key, value)
         return out
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: Any) -> Any:
         tag, text = node.tag or "", str(node.value)
+        if tag == _TAG + "str" and not node.style:
+            tag = _core_tag(text)
         if node.style == ">":
             text = text.replace("\a", "")  # ruamel marks folds with BEL
         try:
@@ -496,102 +545,13 @@ def _line(text: str, starts: list[int], line: int) -> str:
     return text[starts[line] : end if end >= 0 else len(text)]
 
 
-def schema_diagnostics(
-    exc: ValidationError,
-    model: type[BaseModel],
-    source: YamlSourceMap,
-    code: str,
-    *,
-    prefix: DocPath = (),
-    skip_under: Sequence[DocPath] = (),
-) -> list[Diagnostic]:
-    """Located diagnostics for a pydantic error of ``model`` validated at ``prefix``.
-
-    Unknown fields point at the key (hint: the closest field name), missing
-    fields at the parent mapping, other errors at the value. Errors strictly
-    below a path of ``skip_under`` are left to the caller.
-    """
-    out: list[Diagnostic] = []
-    errors = exc.errors(include_url=False)
-    locs = [tuple(e["loc"]) for e in errors]
-    for error, loc in zip(errors, locs, strict=True):
-        kind = error["type"]
-        if kind == "too_short" and any(len(o) > len(loc) and o[: len(loc)] == loc for o in locs):
-            continue  # a list whose items all failed: the items say why
-        if any(len(loc) > len(s) and loc[: len(s)] == tuple(s) for s in skip_under):
-            continue
-        path = (*prefix, *loc)
-        where = format_doc_path(path) or "the document"
-        if kind == "extra_forbidden":
-            name = str(loc[-1])
-            parent = format_doc_path(path[:-1]) or "the document"
-            hint = did_you_mean(name, _fields_at(model, loc[:-1]))
-            message = f"unknown field {name!r} in {parent}"
-            out.append(source.diagnostic(code, message, path, key=True, hint=hint))
-        elif kind == "missing":
-            parent = format_doc_path(path[:-1]) or "the document"
-            keyed = bool(path[:-1]) and isinstance(path[-2], str)
-            message = f"missing required field {loc[-1]!r} in {parent}"
-            out.append(source.diagnostic(code, message, path[:-1], key=keyed))
-        else:
-            message = str(error["msg"]).removeprefix("Value error, ")
-            value = error.get("input")
-            if isinstance(value, str | int | float | bool) or value is None:
-                message += f" (got {value!r:.80})"
-            expected = str((error.get("ctx") or {}).get("expected", ""))
-            hint = did_you_mean(str(value), re.findall(r"'([^']*)'", expected))
-            out.append(source.diagnostic(code, f"{where}: {message}", path, hint=hint))
-    return out
-
-
-def did_you_mean(name: str, choices: Sequence[str]) -> str | None:
-    """``did you mean 'x'?`` for the closest choice, or None."""
-    found = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f"did you mean {found[0]!r}?" if found else None
-
-
-def _fields_at(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
-    current: Any = model
-    for segment in loc:
-        current = _member(_unwrap(current), segment)
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or name for name, f in current.model_fields.items()]
-    return []
-
-
-def _member(kind: Any, segment: Any) -> Any:
-    if isinstance(kind, type) and issubclass(kind, BaseModel):
-        for name, info in kind.model_fields.items():
-            if segment in (name, info.alias):
-                return info.annotation
-        return None
-    args = get_args(kind)
-    if get_origin(kind) in (dict, Mapping) and len(args) == 2:
-        return args[1]
-    if get_origin(kind) in (tuple, list, Sequence) and args and isinstance(segment, int):
-        return args[0]
-    return None
-
-
-def _unwrap(kind: Any) -> Any:
-    if get_origin(kind) is Annotated:
-        return _unwrap(get_args(kind)[0])
-    if get_origin(kind) in (Union, types.UnionType):
-        members = [a for a in get_args(kind) if a is not type(None)]
-        return _unwrap(members[0]) if len(members) == 1 else None
-    return kind
-
-
 __all__ = [
     "DocPath",
     "YamlError",
     "YamlSourceMap",
     "decode_text",
-    "did_you_mean",
     "format_doc_path",
     "located",
     "normalise_text",
     "read_yaml_documents",
-    "schema_diagnostics",
 ]
