@@ -288,6 +288,18 @@ class _Builder:
             for path in sorted(reads, key=str)
             if path[0] == "variables" and len(path) > 1 and str(path[1]) in self.variable_exprs
         ]
+        sites = tuple(s for p in parts for s in self.sites(p))
+        for site in sites:
+            if site.kind == "opaque":
+                self.error(
+                    "time.opaque_now",
+                    f"rule {rule.name!r} reads now in {site.text!r}; "
+                    "its nextChange cannot be computed",
+                    (*base, "name"),
+                    "compare now or since(x) with a value, or use inWindow",
+                    rule=rule.name,
+                    severity=Severity.WARNING,
+                )
         return CompiledRule(
             name=rule.name,
             rule_id=self.policy.rule_id(rule.name),
@@ -313,7 +325,7 @@ class _Builder:
             reads_release=any(
                 path[:1] == ("release",) or path[:1] == ("variables",) for path in reads
             ),
-            time_sites=tuple(s for p in parts for s in self.sites(p)),
+            time_sites=sites,
         )
 
     def sites(self, expr: CompiledExpr) -> tuple[TimeSite, ...]:
