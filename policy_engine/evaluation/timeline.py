@@ -47,6 +47,8 @@ class Timeline:
         self.context = context
         self.facts = facts
         self.horizon = horizon
+        # a decision at an edge t looks for openings up to t + the horizon's span
+        self.span = horizon - context.now
         self._contexts: dict[datetime, CandidateContext] = {}
         self._raw: dict[tuple[RuleKey, datetime], RawResult] = {}
         self._edges: dict[RuleKey, LazyEdges | None] = {}
@@ -76,7 +78,13 @@ class Timeline:
         try:
             sources = [
                 edges.site_edges(
-                    site, policy, self.runner.backend, binding.bound, self.facts, now, self.horizon
+                    site,
+                    policy,
+                    self.runner.backend,
+                    binding.bound,
+                    self.facts,
+                    now,
+                    self.horizon + self.span,
                 )
                 for site in rule.time_sites
             ]
@@ -91,7 +99,11 @@ class Timeline:
         after: datetime,
         predicate: Callable[[RawResult], bool],
     ) -> datetime | None:
+        """The first edge in ``(after, after + span]`` where ``predicate`` holds."""
+        limit = after + self.span
         for instant in self.edges_of(policy, rule) or ():
+            if instant > limit:
+                return None
             if instant > after and predicate(self.raw_at(policy, rule, instant)):
                 return instant
         return None
@@ -139,6 +151,8 @@ class Timeline:
         self, members: list[Member], decision: Decision, sources: list[Iterator[datetime]]
     ) -> datetime | None:
         for instant in edges.merged(sources, self.context.now):
+            if instant > self.horizon:
+                return None
             outcomes = [
                 (
                     m.rule.effect,

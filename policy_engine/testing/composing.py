@@ -173,6 +173,15 @@ def fact_set(composed: Composed, now: datetime, now_source: str, where: SourceLo
             problems.append(Diagnostic(exc.code, str(exc), where))
     if problems:
         raise InputErrors(problems)
+    for error in composed.errors:
+        # a recorded error means the fact is absent, whatever use/patch merged over it
+        if len(error.path) == 1:
+            values.pop(str(error.path[0]), None)
+        else:
+            try:
+                set_path(values, error.path, DELETE)
+            except (KeyError, IndexError, TypeError):
+                continue
     target = None
     rollout = values.get("rollout")
     if isinstance(rollout, Mapping) and rollout.get("name"):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from policy_engine.compiling import CompiledPolicy
 from policy_engine.errors import EvalError
 from policy_engine.model.times import TimeSyntaxError, format_timestamp, to_utc
@@ -125,6 +127,21 @@ def _expects_message_error(rules: Mapping[str, Any], index: RuleIndex, rule_id: 
     return False
 
 
+def rule_expect_problem(wanted: Any) -> str | None:
+    """Why a rule expectation is malformed (checked before anything runs), else None."""
+    if isinstance(wanted, str):
+        if wanted not in OUTCOMES:
+            return f"{wanted!r} is not a result (use {', '.join(OUTCOMES)})"
+        return None
+    try:
+        RuleExpect.model_validate(wanted)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"{where + ': ' if where else ''}{first['msg']}"
+    return None
+
+
 def compare_rule(rule_id: str, wanted: Any, result: RuleResult | None) -> list[Mismatch]:
     path = f"rules.{rule_id}"
     if result is None:
@@ -157,6 +174,8 @@ def compare_rule(rule_id: str, wanted: Any, result: RuleResult | None) -> list[M
                 found.append(Mismatch(f"{path}.checks.{name}", value, shown))
     if spec.next_change != UNSET:
         _compare_instant(found, f"{path}.nextChange", spec.next_change, result.next_change)
+    if spec.message_error and result.message_error is None:
+        found.append(Mismatch(f"{path}.messageError", True, None))
     return found
 
 

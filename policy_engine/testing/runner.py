@@ -90,6 +90,12 @@ def validate_references(context: FileContext) -> None:
             ]
             for message in expectations.unresolved(refs, context.index):
                 problems.append(Diagnostic("input.unknown_reference", message, where))
+            for ref, wanted in expect.rules.items():
+                problem = expectations.rule_expect_problem(wanted)
+                if problem:
+                    problems.append(
+                        Diagnostic("input.schema", f"expect.rules.{ref}: {problem}", where)
+                    )
         for message in expectations.unresolved(case.rules, context.index):
             problems.append(Diagnostic("input.unknown_reference", message, where))
         for name in [*case.params, *document.defaults.params]:
