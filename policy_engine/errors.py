@@ -8,7 +8,8 @@ Error tree::
     TidegateError
     ├── PolicyErrors      authoring problems, all of a run (exit 3)
     ├── InputErrors       bad test, fixture, snapshot or facts file (exit 4)
-    └── UsageError        bad flags or a missing extra (exit 2)
+    ├── UsageError        bad flags or a missing extra (exit 2)
+    └── NothingSelected   no case or Rollout matched the selection (exit 5)
 
     EvalError             a *value*: a run-time CEL or fact error of one rule
 """
@@ -113,6 +114,12 @@ class InputErrors(_DiagnosticsError):
     """Errors in tests, fixtures, snapshots or facts files (exit 4)."""
 
     exit_code = 4
+
+
+class NothingSelected(TidegateError):
+    """No test case or Rollout matched the selection (exit 5)."""
+
+    exit_code = 5
 
 
 class UsageError(TidegateError):

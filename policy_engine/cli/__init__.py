@@ -27,7 +27,6 @@ from policy_engine.errors import (
 VERSION = "0.1.0"
 EXTRA_OF = {
     "record": "evaluators",
-    "replay": "evaluators",
     "run": "controller",
     "demo": "controller",
 }

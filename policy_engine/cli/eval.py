@@ -121,7 +121,7 @@ def _snapshot(path: str, rollout: str | None) -> snapshots.Snapshot:
         namespace, _, name = rollout.partition("/")
         found = [s for s in found if s.target == (namespace, name)]
         if not found:
-            raise UsageError(f"no snapshot for rollout {rollout!r} in {path}")
+            raise NothingSelected(f"no snapshot for rollout {rollout!r} in {path}")
     if not found:
         raise UsageError(f"{path} holds no FactSnapshot")
     return found[-1]
