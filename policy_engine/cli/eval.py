@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from policy_engine import evaluation, snapshots
 from policy_engine.cli import common, sweeping
 from policy_engine.compiling import CompiledPolicy, coerce_param
-from policy_engine.errors import UsageError
+from policy_engine.errors import NothingSelected, UsageError
 from policy_engine.explaining import Explainer
 from policy_engine.model.facts import DELETE, FactSet, FactShapeError, with_overrides
 from policy_engine.model.paths import PathSyntaxError, parse_path
