@@ -59,6 +59,10 @@ class Diagnostic:
     severity: Severity = Severity.ERROR
     source_line: str | None = field(default=None, compare=False)
 
+    def __post_init__(self) -> None:
+        if len(self.message) >= FOREIGN_TEXT_LIMIT:
+            object.__setattr__(self, "message", cap(self.message, FOREIGN_TEXT_LIMIT - 1))
+
     @property
     def sort_key(self) -> tuple[str, int, int, str]:
         loc = self.location
@@ -105,9 +109,17 @@ class _DiagnosticsError(TidegateError):
 
 
 class PolicyErrors(_DiagnosticsError):
-    """Authoring errors in policies or cel HealthChecks (exit 3)."""
+    """Authoring errors in policies or cel HealthChecks (exit 3).
+
+    ``loaded`` holds what did load despite the errors, so callers can go on
+    checking it and report every problem of every file at once.
+    """
 
     exit_code = 3
+
+    def __init__(self, diagnostics: Iterable[Diagnostic], loaded: Sequence[object] = ()) -> None:
+        super().__init__(diagnostics)
+        self.loaded = tuple(loaded)
 
 
 class InputErrors(_DiagnosticsError):

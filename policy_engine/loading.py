@@ -129,7 +129,7 @@ def _load_all(
                 policy.source.diagnostic("policy.duplicate_id", message, path, hint=hint)
             )
     if problems:
-        raise PolicyErrors(problems)
+        raise PolicyErrors(problems, loaded=policies)
     return policies
 
 

@@ -43,6 +43,38 @@ ZONED_ACCESSORS = frozenset(
         "getMilliseconds",
     }
 )
+STANDARD_GLOBALS = frozenset(
+    {
+        "size",
+        "int",
+        "uint",
+        "double",
+        "string",
+        "bytes",
+        "bool",
+        "duration",
+        "timestamp",
+        "type",
+        "dyn",
+        "has",
+        "matches",
+    }
+)
+STANDARD_MEMBERS = frozenset(
+    {
+        "size",
+        "contains",
+        "startsWith",
+        "endsWith",
+        "matches",
+        "all",
+        "exists",
+        "exists_one",
+        "map",
+        "filter",
+        *ZONED_ACCESSORS,
+    }
+)
 _NOT_PORTABLE = re.compile(r"\.\?|\borValue\(|\bcel\.bind\(|\boptional\.")
 
 
@@ -129,7 +161,12 @@ def compile_checked(
             [variables.Problem("cel.parse", str(exc), exc.offset, exc.offset + 1)]
         ) from exc
     analysis = variables.analyse(node, scope)
-    problems = list(analysis.problems) + _literal_problems(node, env) + _limit_problems(node)
+    problems = (
+        list(analysis.problems)
+        + _unknown_functions(node, env)
+        + _literal_problems(node, env)
+        + _limit_problems(node)
+    )
     warnings = _warnings(source, node)
     if problems:
         raise CompileProblems(problems)
@@ -214,6 +251,36 @@ class OffsetMap:
             if offset >= new:
                 shift = old - new
         return max(0, offset + shift)
+
+
+def _unknown_functions(node: parsing.Node, env: CelEnv) -> list[variables.Problem]:
+    """Calls of functions neither CEL's standard library nor ours declares (both backends)."""
+    globals_ = set(STANDARD_GLOBALS)
+    members = set(STANDARD_MEMBERS)
+    for decl in env.functions:
+        for overload in decl.overloads:
+            (members if overload.member else globals_).add(decl.name)
+    problems: list[variables.Problem] = []
+    for item in node.walk():
+        if item.kind not in ("call", "member_call"):
+            continue
+        known = globals_ if item.kind == "call" else members
+        if item.name in known:
+            continue
+        start = item.start if item.kind == "call" else item.children[0].end + 1
+        start = node.source.find(item.name, start)
+        close = difflib.get_close_matches(item.name, sorted(known), n=1)
+        what = "function" if item.kind == "call" else "method"
+        problems.append(
+            variables.Problem(
+                "cel.unknown_function",
+                f"unknown {what} {item.name!r}",
+                start,
+                start + len(item.name),
+                f"did you mean {close[0]!r}?" if close else None,
+            )
+        )
+    return problems
 
 
 def _literal_problems(node: parsing.Node, env: CelEnv) -> list[variables.Problem]:

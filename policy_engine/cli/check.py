@@ -11,9 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from policy_engine import loading, snapshots
+from policy_engine import snapshots
 from policy_engine.cli import common
-from policy_engine.compiling import compile_policies
 from policy_engine.errors import Diagnostic, InputErrors, PolicyErrors, Severity, render_diagnostics
 from policy_engine.rendering import github, json, junit
 
@@ -37,12 +36,7 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     policy_files = [f for f in files if not _is_snapshot(f)]
     exit_code = 0
     try:
-        compiled = compile_policies(
-            [*loading.load_builtin_policies(), *loading.load_policy_paths(policy_files)]
-            if policy_files
-            else loading.load_builtin_policies(),
-            backend,
-        )
+        compiled = common.load_and_compile(policy_files, backend)
         diagnostics.extend(w for p in compiled for w in p.warnings)
     except PolicyErrors as exc:
         diagnostics.extend(exc.diagnostics)

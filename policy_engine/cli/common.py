@@ -20,7 +20,7 @@ from ruamel.yaml import YAML
 from policy_engine import compiling, loading
 from policy_engine.cel.backend import CelBackend
 from policy_engine.cel.environment import select_backend
-from policy_engine.errors import UsageError
+from policy_engine.errors import Diagnostic, PolicyErrors, UsageError
 from policy_engine.model.policy import Policy
 
 CONFIG_FILE = ".tidegate.yaml"
@@ -103,8 +103,24 @@ def load_policies(paths: Sequence[str], *, builtins: bool = True) -> list[Policy
     return [*found, *loading.load_policy_paths(list(paths))] if paths else found
 
 
-def compile_all(policies: Sequence[Policy], backend: CelBackend) -> list[compiling.CompiledPolicy]:
-    return compiling.compile_policies(policies, backend)
+def load_and_compile(
+    paths: Sequence[str], backend: CelBackend, *, builtins: bool = True
+) -> list[compiling.CompiledPolicy]:
+    """Loads and compiles; one PolicyErrors with every problem of every file (§11)."""
+    problems: list[Diagnostic] = []
+    try:
+        policies = load_policies(paths, builtins=builtins)
+    except PolicyErrors as exc:
+        problems += exc.diagnostics
+        policies = [p for p in exc.loaded if isinstance(p, Policy)]
+    try:
+        compiled = compiling.compile_policies(policies, backend)
+    except PolicyErrors as exc:
+        problems += exc.diagnostics
+        compiled = []
+    if problems:
+        raise PolicyErrors(problems)
+    return compiled
 
 
 def parse_assignment(text: str, flag: str) -> tuple[str, object]:

@@ -62,9 +62,10 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     fail_on = _fail_on(args.fail_on)
     horizon = _duration(args.horizon, "--horizon")
     display_tz = _zone(args.display_tz)
+    _check_flags(args)  # usage errors (exit 2) outrank policy and input errors
     backend = common.backend_from(args, streams)
-    policies = common.compile_all(
-        common.load_policies(common.policy_paths(args), builtins=not args.no_builtins), backend
+    policies = common.load_and_compile(
+        common.policy_paths(args), backend, builtins=not args.no_builtins
     )
     snapshot = _snapshot(args.facts, args.rollout)
     facts = _facts(snapshot, args.set, args.at)
@@ -110,6 +111,26 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
             )
         )
     return _exit(result, args.release, fail_on)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    if args.at not in (None, "recorded", "wall"):
+        try:
+            to_utc(args.at)
+        except TimeSyntaxError as exc:
+            raise UsageError(f"--at: {exc}") from exc
+    for item in args.set:
+        name, _ = common.parse_assignment(item, "--set")
+        try:
+            parse_path(name)
+        except PathSyntaxError as exc:
+            raise UsageError(f"--set: {exc}") from exc
+    for item in args.param:
+        common.parse_assignment(item, "--param")
+    if args.sweep and not sweeping.SPEC.match(args.sweep):
+        raise UsageError(
+            f"--sweep {args.sweep!r}: expected FROM..TO/STEP", hint="e.g. recorded..+72h/15m"
+        )
 
 
 def _snapshot(path: str, rollout: str | None) -> snapshots.Snapshot:

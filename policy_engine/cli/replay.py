@@ -31,8 +31,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:
     backend = common.backend_from(args, streams)
-    policies = common.compile_all(
-        common.load_policies(common.policy_paths(args), builtins=not args.no_builtins), backend
+    policies = common.load_and_compile(
+        common.policy_paths(args), backend, builtins=not args.no_builtins
     )
     at = None
     if args.at != "recorded":

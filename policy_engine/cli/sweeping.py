@@ -23,12 +23,12 @@ from policy_engine.model.facts import FactSet
 from policy_engine.model.times import TimeSyntaxError, format_timestamp, parse_duration, to_utc
 from policy_engine.rendering import json, text
 
-_SPEC = re.compile(r"^(?P<start>.+?)\.\.(?P<end>.+)/(?P<step>[^/]+)$")
+SPEC = re.compile(r"^(?P<start>.+?)\.\.(?P<end>.+)/(?P<step>[^/]+)$")
 
 
 def parse_range(spec: str, facts: FactSet) -> tuple[datetime, datetime, timedelta]:
     """``FROM..TO/STEP`` with FROM = RFC 3339 | recorded | now, TO = RFC 3339 | +DUR."""
-    match = _SPEC.match(spec)
+    match = SPEC.match(spec)
     if match is None:
         raise UsageError(
             f"--sweep {spec!r}: expected FROM..TO/STEP",

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 from xml.etree import ElementTree as ET
 
-from policy_engine.errors import Diagnostic, SourceLocation, render_diagnostics
+from policy_engine.errors import Diagnostic, Severity, SourceLocation, render_diagnostics
 from policy_engine.rendering import github, json
 from policy_engine.rendering.values import display, jsonable
 
@@ -89,8 +89,9 @@ def text(report: ReportLike, *, verbose: bool = False) -> str:
             lines += _failure(case)
     if quiet_passes:
         lines.append(f"  … {quiet_passes} passed")
-    if report.diagnostics:
-        lines.append(render_diagnostics(report.diagnostics).rstrip())
+    warnings = [d for d in report.diagnostics if d.severity is Severity.WARNING]
+    if warnings:  # errors go to stderr with the exit code, once
+        lines.append(render_diagnostics(warnings).rstrip())
     lines.append("")
     lines.append(summary_line(report))
     return "\n".join(lines) + "\n"

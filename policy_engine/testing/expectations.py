@@ -7,6 +7,7 @@ Pure: never evaluates.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -51,7 +52,10 @@ class RuleIndex:
         if len(found) == 1:
             return found[0]
         if not found:
-            raise ReferenceError_(f"no rule {ref!r} (rules: {', '.join(self.ids) or 'none'})")
+            names = {i.rsplit("/", 1)[-1]: i for i in self.ids}
+            close = difflib.get_close_matches(ref.rsplit("/", 1)[-1], list(names), n=1)
+            hint = f"; did you mean {names[close[0]]!r}?" if close else ""
+            raise ReferenceError_(f"no rule {ref!r} among the {len(self.ids)} attached{hint}")
         raise ReferenceError_(f"rule reference {ref!r} is ambiguous: {', '.join(found)}")
 
 
