@@ -264,14 +264,13 @@ class _Checks:
             message = "ClusterRolloutPolicy has no spec.targets.namespaceSelector"
             hint = "use namespaceSelector: {} to select every namespace"
             self.report("policy.target", message, where, key=True, hint=hint)
-        elif kind == "RolloutPolicy":
-            if targets.get("rolloutSelector") is None and not targets.get("targetRefs"):
-                message = "RolloutPolicy has neither targets.rolloutSelector nor targets.targetRefs"
-                hint = "use rolloutSelector: {} to attach to every Rollout of the namespace"
-                self.report("policy.target", message, where, key=True, hint=hint)
-            if targets.get("namespaceSelector") is not None:
-                message = "namespaceSelector is only valid in a ClusterRolloutPolicy"
-                self.report("policy.target", message, ("targets", "namespaceSelector"), key=True)
+        if targets.get("rolloutSelector") is None and not targets.get("targetRefs"):
+            message = f"{kind} has neither targets.rolloutSelector nor targets.targetRefs"
+            hint = "use rolloutSelector: {} to attach to every Rollout in scope"
+            self.report("policy.target", message, where, key=True, hint=hint)
+        if kind == "RolloutPolicy" and targets.get("namespaceSelector") is not None:
+            message = "namespaceSelector is only valid in a ClusterRolloutPolicy"
+            self.report("policy.target", message, ("targets", "namespaceSelector"), key=True)
 
     def windows(self) -> None:
         items = _list(self.spec.get("windows"))

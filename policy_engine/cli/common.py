@@ -21,7 +21,7 @@ from policy_engine import compiling, loading
 from policy_engine.cel.backend import CelBackend
 from policy_engine.cel.environment import select_backend
 from policy_engine.errors import Diagnostic, PolicyErrors, UsageError
-from policy_engine.model.policy import Policy
+from policy_engine.model.policy import Origin, Policy
 
 CONFIG_FILE = ".tidegate.yaml"
 
@@ -100,7 +100,11 @@ def load_policies(paths: Sequence[str], *, builtins: bool = True) -> list[Policy
         if not Path(path).exists():
             raise UsageError(f"policy path {path!r} does not exist")
     found = loading.load_builtin_policies() if builtins else []
-    return [*found, *loading.load_policy_paths(list(paths))] if paths else found
+    if not paths:
+        return found
+    # a checkout's policies/ holds builtin/ too: builtins are loaded once, from the package
+    extra = [p for p in loading.load_policy_paths(list(paths)) if p.origin is not Origin.BUILTIN]
+    return [*found, *extra]
 
 
 def load_and_compile(

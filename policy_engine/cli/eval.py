@@ -18,7 +18,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from policy_engine import evaluation, snapshots
 from policy_engine.cli import common, sweeping
 from policy_engine.compiling import CompiledPolicy, coerce_param
-from policy_engine.errors import NothingSelected, UsageError
+from policy_engine.errors import (
+    Diagnostic,
+    InputErrors,
+    NothingSelected,
+    SourceLocation,
+    UsageError,
+)
 from policy_engine.explaining import Explainer
 from policy_engine.model.facts import DELETE, FactSet, FactShapeError, with_overrides
 from policy_engine.model.paths import PathSyntaxError, parse_path
@@ -69,6 +75,18 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     )
     snapshot = _snapshot(args.facts, args.rollout)
     facts = _facts(snapshot, args.set, args.at)
+    missing = evaluation.missing_roots(policies, facts)
+    if missing:
+        raise InputErrors(
+            [
+                Diagnostic(
+                    "input.missing_fact",
+                    f"the policies read {', '.join(missing)} but {args.facts} does not record it",
+                    SourceLocation(args.facts),
+                    hint="record it (tidegate record) or list its collection error under errors:",
+                )
+            ]
+        )
     options = _options(args, policies, facts, horizon)
     if args.sweep:
         return sweeping.sweep(args, streams, policies, facts, backend, options, display_tz)

@@ -32,7 +32,7 @@ def parse_range(spec: str, facts: FactSet) -> tuple[datetime, datetime, timedelt
     if match is None:
         raise UsageError(
             f"--sweep {spec!r}: expected FROM..TO/STEP",
-            hint="e.g. recorded..+72h/15m or 2026-03-27T08:00:00+01:00..+3d/15m",
+            hint="e.g. recorded..+72h/15m or 2026-03-27T08:00:00+01:00..+72h/15m",
         )
     try:
         start_text = match.group("start")

@@ -29,7 +29,6 @@ def register(sub: Any) -> None:
     parser.add_argument("--strict", action="store_true")
     parser.add_argument("--allow-empty", action="store_true")
     parser.add_argument("--fail-fast", action="store_true")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="accepted; cases run serially")
     parser.add_argument(
         "--explain", nargs="?", const="fails", default="fails", choices=["fails", "all"]
     )

@@ -181,4 +181,15 @@ def _result(
     ), dynamic
 
 
-__all__ = ["DEFAULT_HORIZON", "Options", "evaluate"]
+def missing_roots(policies: Sequence[CompiledPolicy], facts: FactSet) -> list[str]:
+    """Fact roots the policies read that the facts neither hold nor record as failed.
+
+    Callers treat these as bad input (``input.missing_fact``), not as rule errors.
+    """
+    read = {str(path[0]) for p in policies for r in p.rules for path in r.reads}
+    failed = {str(e.path[0]) for e in facts.errors if len(e.path) == 1}
+    derived = {"now", "release", "params", "variables"}
+    return sorted(read - set(facts.values) - failed - derived)
+
+
+__all__ = ["DEFAULT_HORIZON", "Options", "evaluate", "missing_roots"]

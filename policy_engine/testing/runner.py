@@ -21,9 +21,11 @@ from policy_engine.cel.backend import CelBackend
 from policy_engine.cel.parsing import reads
 from policy_engine.compiling import CompiledPolicy, coerce_param
 from policy_engine.errors import Diagnostic, EvalError, InputErrors, SourceLocation
+from policy_engine.evaluation.attaching import attaches
 from policy_engine.evaluation.sweeping import SweepTooLong, sweep
 from policy_engine.explaining import Explainer, RuleExplanation
 from policy_engine.model.facts import FactSet
+from policy_engine.model.policy import Origin
 from policy_engine.model.times import TimeSyntaxError, parse_duration, to_utc
 from policy_engine.model.verdict import Evaluation, Verdict
 from policy_engine.testing import composing, expectations
@@ -323,23 +325,35 @@ def _now_expr(
 
 
 def _check_missing(context: FileContext, facts: FactSet, where: SourceLocation) -> None:
-    read_roots = {str(path[0]) for p in context.policies for r in p.rules for path in r.reads}
-    errored = {str(e.path[0]) for e in facts.errors if len(e.path) == 1}
-    missing = sorted(
-        read_roots - set(facts.values) - errored - {"now", "release", "params", "variables"}
-    )
+    problems: list[Diagnostic] = []
+    missing = evaluation.missing_roots(context.policies, facts)
     if missing:
-        raise InputErrors(
-            [
-                Diagnostic(
-                    "input.missing_fact",
-                    f"the policies read {', '.join(missing)} but the case's "
-                    "facts do not provide it",
-                    where,
-                    hint="add it under facts (from/use/patch/set) or record its error",
-                )
-            ]
+        problems.append(
+            Diagnostic(
+                "input.missing_fact",
+                f"the policies read {', '.join(missing)} but the case's facts do not provide it",
+                where,
+                hint="add it under facts (from/use/patch/set) or record its error",
+            )
         )
+    rollout = facts.values.get("rollout")
+    for policy in context.policies:
+        if (
+            policy.policy.origin is not Origin.BUILTIN
+            and isinstance(rollout, dict)
+            and not attaches(policy, rollout)
+        ):
+            problems.append(
+                Diagnostic(
+                    "input.not_attached",
+                    f"policy {policy.ref!r} does not attach to Rollout "
+                    f"{rollout.get('namespace')}/{rollout.get('name')}",
+                    where,
+                    hint="check the policy's targets against the Rollout's namespace and labels",
+                )
+            )
+    if problems:
+        raise InputErrors(problems)
 
 
 def _run_sweep(

@@ -8,6 +8,7 @@ once, and runs cases. Never prints.
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -207,7 +208,7 @@ class Suite:
 
     def policies_for(self, file: str, document: PolicyTestDocument) -> list[CompiledPolicy]:
         base = Path(file).parent
-        paths = tuple(str((base / p).resolve()) for p in document.policies)
+        paths = tuple(os.path.normpath(base / p) for p in document.policies)
         key = (*paths, repr(document.builtins))
         if key not in self._compiled:
             builtins = self._builtin_policies(document.builtins)

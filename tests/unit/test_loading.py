@@ -142,7 +142,7 @@ def test_origin_is_inferred_from_the_kind_unless_given() -> None:
         kind: ClusterRolloutPolicy
         metadata: {name: freeze}
         spec:
-          targets: {namespaceSelector: {}}
+          targets: {namespaceSelector: {}, rolloutSelector: {}}
           rules: [{name: never, expression: "false"}]
         """)
     assert loading.load_policy_text(cluster, "c.yaml")[0].origin is Origin.CLUSTER
