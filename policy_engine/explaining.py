@@ -89,7 +89,7 @@ class RuleExplanation:
     root: ExplainNode | None
     checks: tuple[tuple[str, ExplainNode], ...]
     facts: tuple[FactRead, ...]
-    window: WindowExplanation | None = None
+    windows: tuple[WindowExplanation, ...] = ()
     when: ExplainNode | None = None
     pending_when: ExplainNode | None = None
 
@@ -126,7 +126,7 @@ class Explainer:
             if found is None:
                 continue
             policy, rule = found
-            out.append(self.explain_rule(policy, rule, result, context.for_policy(policy)))
+            out.append(self.explain_rule(policy, rule, result, context.for_policy(policy), mode))
         return tuple(out)
 
     def explain_rule(
@@ -135,16 +135,17 @@ class Explainer:
         rule: CompiledRule,
         result: RuleResult,
         binding: PolicyBinding,
+        mode: str = "fails",
     ) -> RuleExplanation:
         root = self.tree(policy, rule.body, binding) if rule.body is not None else None
         checks = tuple((n, self.tree(policy, e, binding)) for n, e in rule.checks)
-        window = self.window(policy, rule, result) if rule.window else None
+        shown = self.windows_of(policy, rule, mode)
         return RuleExplanation(
             result,
             root,
             checks,
             self.fact_reads(rule.reads),
-            window,
+            shown,
             self.tree(policy, rule.when, binding) if rule.when else None,
             self.tree(policy, rule.pending_when, binding) if rule.pending_when else None,
         )
@@ -239,17 +240,39 @@ class Explainer:
             )
         return tuple(out)
 
-    def window(
-        self, policy: CompiledPolicy, rule: CompiledRule, result: RuleResult
-    ) -> WindowExplanation | None:
-        window = policy.windows.get(rule.window or "")
-        if window is None:
-            return None
+    def windows_of(
+        self, policy: CompiledPolicy, rule: CompiledRule, mode: str
+    ) -> tuple[WindowExplanation, ...]:
+        """The windows a rule reads: by name, or every recorded schedule window."""
+        named: list[tuple[str, windows.Window]] = []
+        for site in rule.time_sites:
+            if site.kind != "window":
+                continue
+            if site.window_name is not None and site.window_name in policy.windows:
+                named.append((site.window_name, policy.windows[site.window_name]))
+            elif site.window_name is None:
+                named += self.recorded_windows()
+        unique = dict(named)
+        now = self.facts.now
+        shown = [(n, w) for n, w in unique.items() if mode == "all" or not windows.is_open(w, now)]
+        return tuple(self.window(name, window) for name, window in shown)
+
+    def recorded_windows(self) -> list[tuple[str, windows.Window]]:
+        recorded = self.facts.values.get("windows")
+        out: list[tuple[str, windows.Window]] = []
+        for key, value in (recorded or {}).items() if isinstance(recorded, dict) else ():
+            try:
+                out.append((str(key), windows.parse_window(value)))
+            except windows.WindowSyntaxError:
+                continue
+        return out
+
+    def window(self, name: str, window: windows.Window) -> WindowExplanation:
         now = self.facts.now
         states = windows.explain_at(window, now)
         local = now.astimezone(ZoneInfo(window.timezone))
         return WindowExplanation(
-            window.name,
+            name,
             window.timezone,
             local.strftime("%a %Y-%m-%d %H:%M:%S %z"),
             windows.is_open(window, now),
@@ -259,5 +282,5 @@ class Explainer:
                 )
                 for s in states
             ),
-            result.next_change,
+            windows.next_transition(window, now, now + self.options.horizon),
         )

@@ -45,6 +45,7 @@ class Options:
     candidates: Sequence[Mapping[str, Any]] | None = None
     hypothetical: frozenset[str] = frozenset()
     check_attachment: bool = True
+    budget_seconds: float = 1.0
 
 
 def evaluate(
@@ -60,13 +61,14 @@ def evaluate(
     )
     disabled, diagnostics = disabled_builtins(facts.values, attached)
     runner = RuleRunner(backend, facts)
+    deadline = time.perf_counter_ns() + int(options.budget_seconds * 1e9)
     base = bind_facts(backend, facts.values, facts.now)
     candidates = options.candidates
     if candidates is None:
         recorded = facts.values.get("candidates")
         candidates = recorded if isinstance(recorded, list) else []
     verdicts = tuple(
-        _verdict(runner, attached, facts, base, candidate, disabled, options)
+        _verdict(runner, attached, facts, base, candidate, disabled, options, deadline)
         for candidate in candidates
     )
     return Evaluation(
@@ -91,6 +93,7 @@ def _verdict(
     candidate: Mapping[str, Any],
     disabled: frozenset[str],
     options: Options,
+    deadline: int,
 ) -> Verdict:
     context = candidate_context(runner.backend, base, facts.now, candidate, options.params)
     timeline = Timeline(runner, context, facts.values, facts.now + options.horizon)
@@ -102,6 +105,15 @@ def _verdict(
             started = time.perf_counter_ns()
             if policy.policy.origin is Origin.BUILTIN and rule.name in disabled:
                 raw = RawResult(Outcome.SKIP, reason=DISABLED_BY_ROLLOUT)
+            elif started > deadline:
+                raw = RawResult(
+                    Outcome.ERROR,
+                    error=EvalError(
+                        "eval.limit",
+                        f"the {options.budget_seconds:g} s evaluation budget of this "
+                        "Rollout was spent before this rule ran",
+                    ),
+                )
             else:
                 raw = gate or runner.raw(rule, context.for_policy(policy))
             result, dynamic = _result(runner, timeline, policy, rule, raw, context, started)

@@ -141,25 +141,27 @@ def explanation_json(explanation: RuleExplanation) -> dict[str, Any]:
         out["root"] = node_json(explanation.root)
     if explanation.checks:
         out["checks"] = {name: node_json(node) for name, node in explanation.checks}
-    if explanation.window is not None:
-        w = explanation.window
-        out["window"] = {
-            "name": w.name,
-            "timezone": w.timezone,
-            "localTime": w.local_time,
-            "open": w.open,
-            "nextChange": jsonable(w.next_change),
-            "entries": [
-                {
-                    "name": e.name,
-                    "kind": e.kind,
-                    "description": e.description,
-                    "active": e.active,
-                    "because": e.because,
-                }
-                for e in w.entries
-            ],
-        }
+    if explanation.windows:
+        out["windows"] = [
+            {
+                "name": w.name,
+                "timezone": w.timezone,
+                "localTime": w.local_time,
+                "open": w.open,
+                "nextChange": jsonable(w.next_change),
+                "entries": [
+                    {
+                        "name": e.name,
+                        "kind": e.kind,
+                        "description": e.description,
+                        "active": e.active,
+                        "because": e.because,
+                    }
+                    for e in w.entries
+                ],
+            }
+            for w in explanation.windows
+        ]
     return out
 
 

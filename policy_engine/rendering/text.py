@@ -162,12 +162,16 @@ def _rule(
 
 
 def _explanation(out: Console, explanation: RuleExplanation, options: TextOptions) -> None:
-    if explanation.window is not None:
-        w = explanation.window
+    for w in explanation.windows:
         state = "open" if w.open else "closed"
+        changes = (
+            f", {'closes' if w.open else 'opens'} {when(w.next_change, options)}"
+            if w.next_change
+            else ""
+        )
         out.print(
             f"      window {escape(w.name)} {state} ({escape(w.timezone)}, local "
-            f"{escape(w.local_time)})"
+            f"{escape(w.local_time)}{changes})"
         )
         for entry in w.entries:
             mark = "✓" if entry.active else "✗"

@@ -232,3 +232,14 @@ def test_policies_not_selecting_the_rollout_do_not_attach(backend: CelBackend) -
     result = decide(backend, text)
     assert result.decision is Decision.ALLOWED
     assert result.policies == ()
+
+
+def test_a_spent_evaluation_budget_fails_closed(backend: CelBackend) -> None:
+    policies = loading.load_policy_text(policy("    - {name: ok, expression: 'true'}"), "p.yaml")
+    values = {k: normalise_root(k, v) for k, v in BASE.items()}
+    facts = FactSet(now=NOW, values=values)
+    options = evaluation.Options(budget_seconds=0.0)
+    result = evaluation.evaluate(compile_policies(policies, backend), facts, backend, options)
+    rules = [r for v in result.verdicts for r in v.results]
+    assert {r.error.code for r in rules if r.error} == {"eval.limit"}
+    assert result.decision is Decision.BLOCKED
