@@ -16,6 +16,7 @@ from policy_engine.cel.backend import CelBackend
 from policy_engine.compiling import CompiledExpr, CompiledRule
 from policy_engine.errors import EvalError, cap
 from policy_engine.evaluation.binding import PolicyBinding
+from policy_engine.model import schema
 from policy_engine.model.facts import FactSet
 from policy_engine.model.verdict import CheckResult, Outcome
 
@@ -51,8 +52,25 @@ class RuleRunner:
     def value(self, expr: CompiledExpr, binding: PolicyBinding) -> object | EvalError:
         result = self.backend.evaluate(expr.checked.program, binding.bound)
         if isinstance(result, EvalError):
+            tested = self.tested_only(expr)
+            if tested:
+                # has() on an unavailable root is false (§3): bind it empty, only for an
+                # expression that never reads it as a whole (so every other read errors)
+                empty = self.backend.bind({key: {} for key in tested}, base=binding.bound)
+                retried = self.backend.evaluate(expr.checked.program, empty)
+                if not isinstance(retried, EvalError):
+                    return retried
             return self.explain_error(result, expr, binding)
         return result
+
+    def tested_only(self, expr: CompiledExpr) -> list[str]:
+        """Unavailable map/record roots that ``expr`` reads only by key or inside has()."""
+        lost = {str(e.path[0]) for e in self.facts.errors if len(e.path) == 1}
+        return sorted(
+            root
+            for root in expr.checked.analysis.empty_safe & lost
+            if isinstance(schema.root_type(root), schema.MapOf | schema.Record)
+        )
 
     def explain_error(
         self, error: EvalError, expr: CompiledExpr, binding: PolicyBinding

@@ -305,7 +305,8 @@ def _now_expr(
 ) -> Any:
     backend = context.backend
     env = environment.make_env(extra_roots=("facts",))
-    scope = reads.Scope(extra_roots=frozenset({"facts"}))
+    declared = frozenset(name for policy in context.policies for name in policy.param_types)
+    scope = reads.Scope(params=declared, extra_roots=frozenset({"facts"}))
     try:
         checked = environment.compile_checked(backend, text, env, scope)
     except environment.CompileProblems as exc:

@@ -243,3 +243,17 @@ def test_a_spent_evaluation_budget_fails_closed(backend: CelBackend) -> None:
     rules = [r for v in result.verdicts for r in v.results]
     assert {r.error.code for r in rules if r.error} == {"eval.limit"}
     assert result.decision is Decision.BLOCKED
+
+
+def test_has_on_an_unavailable_root_is_false_but_whole_reads_still_fail(
+    backend: CelBackend,
+) -> None:
+    rules = (
+        "    - {name: probe, pendingWhen: '!has(metrics.requests)', expression: 'true'}\n"
+        "    - {name: count, expression: 'size(metrics) == 0'}"
+    )
+    extra = "  facts: {metrics: {requests: {query: up}}}"
+    lost = (FactError(("metrics",), "fact.unavailable", "prometheus down"),)
+    result = decide(backend, policy(rules, extra), errors=lost)
+    assert outcome(result, "1.4.2", "probe") is Outcome.PENDING
+    assert outcome(result, "1.4.2", "count") is Outcome.ERROR

@@ -68,6 +68,9 @@ class Analysis:
     reads_now: bool
     problems: tuple[Problem, ...]
     chain_type: schema.FactType | None = None
+    #: roots read only inside ``has()`` or through a key (``root.key``), never as a whole:
+    #: binding them as ``{}`` when unavailable keeps has() false and every read an error
+    empty_safe: frozenset[str] = frozenset()
 
 
 def analyse(node: Node, scope: Scope) -> Analysis:
@@ -76,7 +79,10 @@ def analyse(node: Node, scope: Scope) -> Analysis:
     walker.visit(node, frozenset())
     chain = _chain(node)
     chain_type = walker.chain_type(chain) if chain is not None else None
-    return Analysis(frozenset(walker.reads), walker.reads_now, tuple(walker.problems), chain_type)
+    empty_safe = frozenset(walker.keyed_roots - walker.whole_roots)
+    return Analysis(
+        frozenset(walker.reads), walker.reads_now, tuple(walker.problems), chain_type, empty_safe
+    )
 
 
 def _chain(node: Node) -> tuple[Node, list[tuple[str | int, Node]]] | None:
@@ -108,6 +114,8 @@ class _Walker:
         self.reads: set[FactPath] = set()
         self.reads_now = False
         self.problems: list[Problem] = []
+        self.keyed_roots: set[str] = set()
+        self.whole_roots: set[str] = set()
 
     def visit(self, node: Node, bound: frozenset[str]) -> None:
         if node.kind == "call" and node.name == "since":
@@ -159,6 +167,8 @@ class _Walker:
             return
         if name in self.scope.extra_roots:
             return
+        keyed = tested is not None or bool(steps)
+        (self.keyed_roots if keyed else self.whole_roots).add(name)
         self.reads.add(self.path_of(name, steps))
         self.check_steps(name, steps, tested)
         for _, step_node in steps:
