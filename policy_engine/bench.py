@@ -257,3 +257,32 @@ def ratios(rows: Sequence[tuple[str, Figure]]) -> list[str]:
             f"{decision['celpy'] / decision['cel-expr-python']:.1f}x"
         )
     return lines
+
+
+def simple_suite(cases: int = 300) -> str:
+    """A PolicyTest of ``cases`` simple cases over the builtins (for test throughput)."""
+    outcomes = (("Succeeded", "Allowed"), ("Failed", "Blocked"), ("InProgress", "Pending"))
+    lines = [
+        "apiVersion: tidegate.dev/v1alpha1",
+        "kind: PolicyTest",
+        "metadata: {name: bench-simple}",
+        "defaults:",
+        '  now: "2026-03-04T10:30:00+01:00"',
+        "  facts:",
+        "    patch:",
+        "      rollout: {namespace: shop, name: checkout}",
+        "      candidates: [{tag: 1.4.2}]",
+        "      history: [{id: 1, version: {tag: 1.4.1}, bakeStatus: Succeeded}]",
+        "      gates: []",
+        "      windows: {}",
+        "      healthChecks: []",
+        "cases:",
+    ]
+    for index in range(cases):
+        status, decision = outcomes[index % len(outcomes)]
+        lines += [
+            f"  - name: case {index}",
+            f'    facts: {{set: {{"history[0].bakeStatus": {status}}}}}',
+            f"    expect: {{decision: {decision}}}",
+        ]
+    return "\n".join(lines) + "\n"

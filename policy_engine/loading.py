@@ -111,6 +111,12 @@ def load_builtin_policies() -> list[Policy]:
     return _load_all(texts, Origin.BUILTIN, [])
 
 
+def library_path(name: str = "") -> Path:
+    """The installed ``policies/common`` folder (opt-in gates), or one file of it."""
+    folder = Path(str(resources.files("policies").joinpath("common")))
+    return folder / f"{name}.yaml" if name else folder
+
+
 def _load_all(
     texts: Iterable[tuple[str, str]], origin: Origin | None, problems: list[Diagnostic]
 ) -> list[Policy]:

@@ -7,6 +7,7 @@ quoted in closing notes come from here.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,8 @@ def register(sub: Any) -> None:
     parser.add_argument("--backend", choices=["all", "cel-expr-python", "celpy"], default="all")
     parser.add_argument(
         "--cases",
-        default="tests/policy_cases",
-        help="policy-case directory for test throughput ('' to skip)",
+        default="",
+        help="also measure test throughput on this policy-case directory",
     )
     parser.add_argument("-o", "--output", choices=["text", "json"], default="text")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -41,6 +42,7 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
     if args.policy:
         policies = [*loading.load_builtin_policies(), *loading.load_policy_paths(args.policy)]
     rows = bench.run(backends, facts, policies)
+    simple = _simple_throughput(backends[0])
     throughput = _test_throughput(args.cases, backends[0]) if args.cases else None
     if args.output == "json":
         streams.out.write(
@@ -58,7 +60,8 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
                         for b, f in rows
                     ],
                     "ratios": bench.ratios(rows),
-                    "testCasesPerSecond": throughput,
+                    "simpleTestCasesPerSecond": simple,
+                    "corpusTestCasesPerSecond": throughput,
                 }
             )
             + "\n"
@@ -71,8 +74,12 @@ def run(args: argparse.Namespace, streams: common.Streams) -> int:
             f"{figure.per_second:>12,.0f}"
         )
     lines += ["", *bench.ratios(rows)]
+    lines.append(
+        f"tidegate test, simple cases ({backends[0].name}, YAML parsing included): "
+        f"{simple:,.0f} cases/s"
+    )
     if throughput is not None:
-        lines.append(f"tidegate test throughput ({backends[0].name}): {throughput:,.0f} cases/s")
+        lines.append(f"tidegate test, {args.cases} ({backends[0].name}): {throughput:,.0f} cases/s")
     streams.out.write("\n".join(lines) + "\n")
     return 0
 
@@ -87,6 +94,12 @@ def _test_throughput(path: str, backend: Any) -> float | None:
     elapsed = time.perf_counter() - started
     ran = report.count("passed") + report.count("failed")
     return ran / elapsed if elapsed else None
+
+
+def _simple_throughput(backend: Any) -> float:
+    with tempfile.TemporaryDirectory() as folder:
+        Path(folder, "simple.yaml").write_text(bench.simple_suite(), encoding="utf-8")
+        return _test_throughput(folder, backend) or 0.0
 
 
 def _time(seconds: float) -> str:

@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace, streams: common.Streams) -> int:
-    paths = [*args.paths, *args.policy] or common.policy_paths(args)
+    paths = [common.resolve_path(p) for p in [*args.paths, *args.policy]] or common.policy_paths(
+        args
+    )
     backend = common.backend_from(args, streams)
     files = _files(paths)
     diagnostics: list[Diagnostic] = []

@@ -94,8 +94,21 @@ def policy_paths(args: argparse.Namespace) -> list[str]:
     return ["policies"] if Path("policies").is_dir() else []
 
 
+LIBRARY_PREFIX = "@common"
+
+
+def resolve_path(path: str) -> str:
+    """``@common`` and ``@common/<gate>`` name the installed library of opt-in gates."""
+    if path == LIBRARY_PREFIX:
+        return str(loading.library_path())
+    if path.startswith(LIBRARY_PREFIX + "/"):
+        return str(loading.library_path(path[len(LIBRARY_PREFIX) + 1 :]))
+    return path
+
+
 def load_policies(paths: Sequence[str], *, builtins: bool = True) -> list[Policy]:
     """Builtins (unless disabled) plus the given files and directories."""
+    paths = [resolve_path(p) for p in paths]
     for path in paths:
         if not Path(path).exists():
             raise UsageError(f"policy path {path!r} does not exist")

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from policy_engine.cel.types import FunctionDecl
 from policy_engine.model import schema
+from policy_engine.model.policy import Origin, Policy
 from policy_engine.rendering import json
 from policy_engine.rendering.values import display
 
@@ -125,3 +126,53 @@ def _collect(declared: schema.FactType, records: dict[str, schema.Record]) -> No
         _collect(declared.item, records)
     elif isinstance(declared, schema.MapOf):
         _collect(declared.value, records)
+
+
+def rules(policies: Sequence[Policy], output: str) -> str:
+    """Builtin and library rules with their metadata (summary, why, example, use instead)."""
+    rows = [
+        {
+            "id": policy.rule_id(rule.name),
+            "policy": policy.name,
+            "kind": rule.kind.value,
+            "summary": " ".join((rule.description or policy.spec.description).split()),
+            "why": rule.metadata.get("why", ""),
+            "example": rule.metadata.get("example", ""),
+            "useInstead": " ".join(rule.metadata.get("useInstead", "").split()),
+            "attached": "every Rollout"
+            if policy.origin is Origin.BUILTIN
+            else f"opt-in: label gates.tidegate.dev/{policy.name}=true",
+        }
+        for policy in policies
+        for rule in policy.spec.rules
+    ]
+    if output == "json":
+        return (
+            json.dumps({"apiVersion": json.API_VERSION, "kind": "RuleReference", "rules": rows})
+            + "\n"
+        )
+    if output == "markdown":
+        lines = [
+            "| rule | kind | attached | summary | why | use instead |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{r['id']}` | {r['kind']} | {r['attached']} | {r['summary']} | {r['why']} "
+            f"| {r['useInstead']} |"
+            for r in rows
+        ]
+        return "\n".join(lines) + "\n"
+    out: list[str] = []
+    for row in rows:
+        out += [f"{row['id']}  ({row['kind']}, {row['attached']})", f"    {row['summary']}"]
+        out += [
+            f"    {label}: {row[key]}"
+            for label, key in (
+                ("why", "why"),
+                ("example", "example"),
+                ("use instead", "useInstead"),
+            )
+            if row[key]
+        ]
+        out.append("")
+    return "\n".join(out)

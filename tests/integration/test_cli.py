@@ -931,3 +931,31 @@ def test_run_without_the_controller_extra_exits_2_with_an_install_hint() -> None
     result = run("run")
     assert result.returncode == 2
     assert "tidegate[controller]" in result.stderr
+
+
+def test_the_common_library_is_reachable_from_any_directory(tmp_path: Path) -> None:
+    checked = run("check", "@common", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert "8 file(s) checked, no problems" in checked.stdout
+    rules = run("functions", "--rules", cwd=tmp_path)
+    assert rules.returncode == 0, rules.stderr
+    assert "no-major-bump/no-major-bump" in rules.stdout
+    assert "opt-in: label gates.tidegate.dev/no-major-bump=true" in rules.stdout
+    assert "kuberik/one-in-flight" in rules.stdout
+
+
+def test_a_major_bump_is_blocked_by_the_opt_in_gate() -> None:
+    labels = 'rollout.labels={"tier": "prod", "gates.tidegate.dev/no-major-bump": "true"}'
+    code, report = eval_json(
+        "-p",
+        "@common/no-major-bump",
+        "--facts",
+        "examples/snapshots/checkout-prod.facts.yaml",
+        "--release",
+        "2.0.0",
+        "--set",
+        labels,
+    )
+    assert code == 1
+    assert candidate(report, "2.0.0")["decision"] == "Blocked"
+    assert rule_results(candidate(report, "2.0.0"))["no-major-bump/no-major-bump"] == "fail"
