@@ -20,6 +20,7 @@ from policy_engine.cel import parsing
 from policy_engine.cel.backend import CelBackend, CelCompileError, CelEnv, Program
 from policy_engine.cel.library import standard_library
 from policy_engine.cel.parsing import reads as variables
+from policy_engine.cel.parsing import timing
 from policy_engine.cel.types import CelType, FunctionDecl
 from policy_engine.cel.variables import declared_variables
 from policy_engine.errors import UsageError
@@ -29,20 +30,7 @@ from policy_engine.model.times import TimeSyntaxError, parse_duration, parse_tim
 MAX_LENGTH = 10_000
 MAX_MACRO_DEPTH = 2
 BACKEND_NAMES = ("cel-expr-python", "celpy")
-ZONED_ACCESSORS = frozenset(
-    {
-        "getFullYear",
-        "getMonth",
-        "getDate",
-        "getDayOfMonth",
-        "getDayOfWeek",
-        "getDayOfYear",
-        "getHours",
-        "getMinutes",
-        "getSeconds",
-        "getMilliseconds",
-    }
-)
+ZONED_ACCESSORS = timing.ACCESSORS
 STANDARD_GLOBALS = frozenset(
     {
         "size",
