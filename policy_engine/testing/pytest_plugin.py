@@ -17,7 +17,8 @@ from policy_engine.cel.environment import select_backend
 from policy_engine.errors import Diagnostic, InputErrors, PolicyErrors, render_diagnostics
 from policy_engine.rendering import tests as render
 from policy_engine.testing import checks
-from policy_engine.testing.runner import CaseResult, FileContext, run_case
+from policy_engine.testing.documents import CaseSpec
+from policy_engine.testing.runner import CaseResult, FileContext, case_rows, run_row
 from policy_engine.testing.suite import Suite, discover
 
 MARKERS = ("kind: PolicyTest", "kind: PolicyCheckTest")
@@ -68,17 +69,27 @@ class PolicyCaseFile(pytest.File):
                 )
             for context in tests:
                 for case in context.document.cases:
-                    yield PolicyCaseItem.from_parent(
-                        self,
-                        name=f"{case.name}[{backend_name}]",
-                        context=context,
-                        case_name=case.name,
-                    )
+                    for case_id, row in _rows(context, case):
+                        label = case_id.split("::", 1)[1]
+                        yield PolicyCaseItem.from_parent(
+                            self,
+                            name=f"{label}[{backend_name}]",
+                            context=context,
+                            row=row,
+                            case_id=case_id,
+                        )
             for check_context in check_files:
                 for result in checks.run_checks(check_context, suite.backend, lambda *_: True):
                     yield ResultItem.from_parent(
                         self, name=f"{result.name}[{backend_name}]", results=[result]
                     )
+
+
+def _rows(context: FileContext, case: CaseSpec) -> list[tuple[str, CaseSpec]]:
+    try:
+        return case_rows(context, case)
+    except InputErrors:
+        return [(f"{context.display}::{case.name}", case)]
 
 
 def _suite(config: pytest.Config, backend_name: str) -> Suite:
@@ -97,14 +108,15 @@ class CaseFailed(Exception):
 
 
 class PolicyCaseItem(pytest.Item):
-    def __init__(self, *, context: FileContext, case_name: str, **kwargs: Any) -> None:
+    def __init__(self, *, context: FileContext, row: CaseSpec, case_id: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.context = context
-        self.case_name = case_name
+        self.row = row
+        self.case_id = case_id
+        self.case_name = row.name
 
     def runtest(self) -> None:
-        case = next(c for c in self.context.document.cases if c.name == self.case_name)
-        _assert(run_case(self.context, case))
+        _assert([run_row(self.context, self.row, self.case_id)])
 
     def repr_failure(self, excinfo: Any, style: Any = None) -> str:
         if isinstance(excinfo.value, CaseFailed | InputErrors):

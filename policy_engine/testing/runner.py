@@ -115,25 +115,18 @@ def validate_references(context: FileContext) -> None:
 
 
 def run_case(context: FileContext, case: CaseSpec) -> list[CaseResult]:
-    """One CaseResult per matrix row (or one for a plain or sweep case)."""
+    """One CaseResult per matrix row (or one for a plain, sweep, skipped or todo case)."""
+    return [run_row(context, row, case_id) for case_id, row in case_rows(context, case)]
+
+
+def case_rows(context: FileContext, case: CaseSpec) -> list[tuple[str, CaseSpec]]:
+    """(case ID, case) per matrix row; a case without a matrix is its own row."""
     base_id = f"{context.display}::{case.name}"
-    line = context.case_lines.get(case.name, 0)
-    if case.todo:
-        return [CaseResult(base_id, context.file, line, case.name, "todo", tags=case.tags)]
-    if case.skip:
-        return [
-            CaseResult(
-                base_id,
-                context.file,
-                line,
-                case.name,
-                "skipped",
-                note=case.skip_reason or "",
-                tags=case.tags,
-            )
-        ]
+    if case.todo or case.skip:
+        return [(base_id, case)]
     rows = list(matrix_rows(case))
     if len(rows) > MAX_MATRIX_ROWS:
+        line = context.case_lines.get(case.name, 0)
         raise InputErrors(
             [
                 Diagnostic(
@@ -143,12 +136,27 @@ def run_case(context: FileContext, case: CaseSpec) -> list[CaseResult]:
                 )
             ]
         )
-    out = []
-    for suffix, row_case in rows:
-        started = time.perf_counter()
-        result = _run_row(context, row_case, base_id + suffix, line)
-        out.append(replace(result, duration_ms=(time.perf_counter() - started) * 1000))
-    return out
+    return [(base_id + suffix, row) for suffix, row in rows]
+
+
+def run_row(context: FileContext, case: CaseSpec, case_id: str) -> CaseResult:
+    """Runs one row of a case (``case_rows``), timed; skip and todo are reported as such."""
+    line = context.case_lines.get(case.name, 0)
+    if case.todo:
+        return CaseResult(case_id, context.file, line, case.name, "todo", tags=case.tags)
+    if case.skip:
+        return CaseResult(
+            case_id,
+            context.file,
+            line,
+            case.name,
+            "skipped",
+            note=case.skip_reason or "",
+            tags=case.tags,
+        )
+    started = time.perf_counter()
+    result = _run_row(context, case, case_id, line)
+    return replace(result, duration_ms=(time.perf_counter() - started) * 1000)
 
 
 def matrix_rows(case: CaseSpec) -> Iterator[tuple[str, CaseSpec]]:
