@@ -284,6 +284,8 @@ def _literal_problems(node: parsing.Node, env: CelEnv) -> list[variables.Problem
             problems.append(problem)
         decl = by_name.get(item.name)
         for check in decl.literal_checks if decl else ():
+            if check.arity is not None and check.arity != len(args):
+                continue
             if check.position < len(args) and args[check.position].kind == "literal":
                 message = check.check(args[check.position].value)
                 if message:

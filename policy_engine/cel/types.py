@@ -97,10 +97,14 @@ class Example:
 
 @dataclass(frozen=True, slots=True)
 class LiteralCheck:
-    """A load-time check of a literal argument at ``position`` (0-based, receiver is 0)."""
+    """A load-time check of a literal argument at ``position`` (0-based, receiver is 0).
+
+    ``arity``: apply only to calls with that many arguments (None: any call).
+    """
 
     position: int
     check: Callable[[Any], str | None]
+    arity: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

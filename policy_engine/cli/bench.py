@@ -21,6 +21,13 @@ from policy_engine.testing.suite import Filters, Suite
 
 def register(sub: Any) -> None:
     parser = sub.add_parser("bench", help="engine timings (ratios within one run)")
+    parser.add_argument(
+        "suite",
+        nargs="?",
+        choices=["engine"],
+        default="engine",
+        help="what to measure (the controller contributes its own suite)",
+    )
     parser.add_argument("--facts", help="a FactSnapshot to measure with (default: built-in)")
     parser.add_argument("-p", "--policy", action="append", default=[])
     parser.add_argument("--backend", choices=["all", "cel-expr-python", "celpy"], default="all")

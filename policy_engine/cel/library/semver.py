@@ -182,13 +182,15 @@ def semver_diff(a: str, b: str) -> str:
     return "none"
 
 
-def _literal_check(function: str, position: int, normalize: bool) -> LiteralCheck:
+def _literal_check(
+    function: str, position: int, normalize: bool, arity: int | None = None
+) -> LiteralCheck:
     def check(value: Any) -> str | None:
         if not isinstance(value, str) or is_semver(value, normalize):
             return None
         return _invalid(function, position + 1, value)
 
-    return LiteralCheck(position, check)
+    return LiteralCheck(position, check, arity)
 
 
 def _member(name: str, overload: Overload, summary: str, *examples: Example) -> FunctionDecl:
@@ -221,12 +223,14 @@ SEMVER_FUNCTIONS: tuple[FunctionDecl, ...] = (
         (
             Example("semver('1.4.2-rc.1+build.5').patch()", 2),
             Example("semver('v01.4', true).compareTo(semver('1.4.0'))", 0),
-            Example("semver('1.02.3')", error="eval.function"),
+            Example("semver('1.0' + '2.3')", error="eval.function"),
         ),
         family="semver",
-        # The checker cannot tell the overloads apart: a literal is rejected at load only
-        # when invalid even after normalisation; semver('1.02.3') fails at evaluation.
-        literal_checks=(_literal_check("semver", 0, normalize=True),),
+        # a literal is checked at load: strictly for semver(s), normalised for semver(s, true)
+        literal_checks=(
+            _literal_check("semver", 0, normalize=False, arity=1),
+            _literal_check("semver", 0, normalize=True, arity=2),
+        ),
     ),
     _member(
         "major",
