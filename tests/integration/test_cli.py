@@ -959,3 +959,18 @@ def test_a_major_bump_is_blocked_by_the_opt_in_gate() -> None:
     assert code == 1
     assert candidate(report, "2.0.0")["decision"] == "Blocked"
     assert rule_results(candidate(report, "2.0.0"))["no-major-bump/no-major-bump"] == "fail"
+
+
+def test_three_broken_files_are_all_reported_with_locations_and_exit_3() -> None:
+    bad = REPO / "tests" / "fixtures" / "bad"
+    result = run(
+        "check", bad / "cel-type-error.yaml", bad / "zone-literal.yaml", bad / "syntax-error.yaml"
+    )
+    assert result.returncode == 3
+    found = {(Path(file).name, code) for file, _, _, code in diagnostics_in(result.stderr)}
+    assert {
+        ("cel-type-error.yaml", "cel.check"),
+        ("zone-literal.yaml", "cel.invalid_argument"),
+        ("syntax-error.yaml", "yaml.syntax"),
+    } <= found
+    assert all(line > 0 and column > 0 for _, line, column, _ in diagnostics_in(result.stderr))
