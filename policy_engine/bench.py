@@ -196,6 +196,7 @@ def _stages(
     policies = [p.policy for p in compiled]
     result = evaluation.evaluate(compiled, facts, backend)
     explainer = Explainer(compiled, facts, backend)
+    flat = evaluation.Options(horizon=timedelta(0))
     snapshots = [
         ReplayInput(
             facts,
@@ -228,6 +229,13 @@ def _stages(
         (
             name,
             Figure(
+                "decision (evaluate, no nextChange)",
+                measure(lambda: evaluation.evaluate(compiled, facts, backend, flat)),
+            ),
+        ),
+        (
+            name,
+            Figure(
                 "explain (one verdict)",
                 measure(lambda: explainer.explain(result.verdicts[0], "all")),
             ),
@@ -245,12 +253,23 @@ def _stages(
 
 def ratios(rows: Sequence[tuple[str, Figure]]) -> list[str]:
     """Decision-time ratios between backends and against hand-written Python."""
-    decision = {b: f.median_s for b, f in rows if f.name.startswith("decision")}
+    decision = {
+        b: f.median_s
+        for b, f in rows
+        if f.name.startswith(("decision (evaluate, with", "decision (hand"))
+    }
+    flat = {b: f.median_s for b, f in rows if f.name == "decision (evaluate, no nextChange)"}
     lines: list[str] = []
     python = decision.get("python")
     for backend, seconds in decision.items():
         if backend != "python" and python:
             lines.append(f"decision {backend} / hand-written Python = {seconds / python:.1f}x")
+    for backend, seconds in flat.items():
+        if python:
+            lines.append(
+                f"decision without nextChange {backend} / hand-written Python = "
+                f"{seconds / python:.1f}x"
+            )
     if "cel-expr-python" in decision and "celpy" in decision:
         lines.append(
             "decision celpy / cel-expr-python = "
