@@ -4,6 +4,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Real servers for the integration tests (TESTING.md "Real servers"); the fixtures start them.
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    echo "warning: prometheus is not installed; run: sudo apt-get install prometheus" >&2
+  fi
+fi
+
 VENV="${TIDEGATE_VENV:-$HOME/.cache/tidegate/venv}"
 if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
