@@ -28,6 +28,7 @@ from policy_engine.model.paths import FactPath, format_path
 from policy_engine.model.verdict import Outcome, RuleResult, Verdict
 
 SPLIT = frozenset({"and", "or", "not", "cond"})
+WITNESSED = frozenset({"exists", "exists_one", "all"})
 OPERANDS = frozenset({"rel"})
 MODES = ("none", "fails", "all")
 
@@ -58,6 +59,9 @@ class ExplainNode:
     end: int
     children: tuple[ExplainNode, ...] = ()
     operands: tuple[Operand, ...] = ()
+    #: for exists/exists_one the first element making it true, for all the first making
+    #: it false (§6); None when there is none or it cannot be computed
+    witness: Any = None
 
     @property
     def ok(self) -> bool:
@@ -180,7 +184,24 @@ class Explainer:
             node.end,
             children,
             operands,
+            self.witness(policy, node, binding, value),
         )
+
+    def witness(
+        self, policy: CompiledPolicy, node: parsing.Node, binding: PolicyBinding, value: Any
+    ) -> Any:
+        """The element that decided an ``exists``/``exists_one``/``all`` comprehension."""
+        if not (node.is_macro and node.name in WITNESSED and len(node.children) == 3):
+            return None
+        if (node.name == "all") == (value is True) or isinstance(value, EvalError):
+            return None
+        target, variable, predicate = node.children
+        condition = predicate.text if node.name != "all" else f"!({predicate.text})"
+        text = f"({target.text}).filter({variable.text}, {condition})"
+        found = self.value(policy, text, binding)
+        if isinstance(found, list) and found:
+            return found[0]
+        return None
 
     def value(
         self,

@@ -179,6 +179,8 @@ def node_json(node: ExplainNode) -> dict[str, Any]:
         ]
     if node.children:
         out["children"] = [node_json(c) for c in node.children]
+    if node.witness is not None:
+        out["witness"] = jsonable(node.witness)
     return out
 
 

@@ -196,7 +196,7 @@ def _node(out: Console, node: ExplainNode, indent: int, options: TextOptions) ->
     ok = node.value is True
     mark = "✓" if ok else ("✗" if node.value is False else "?")
     pad = " " * indent
-    if node.children:
+    if node.children and node.op != "not":
         if not ok or options.explain == "all":
             for child in node.children:
                 _node(out, child, indent, options)
@@ -205,8 +205,12 @@ def _node(out: Console, node: ExplainNode, indent: int, options: TextOptions) ->
         f"{pad}{mark} {escape(node.text)}"
         + ("" if isinstance(node.value, bool) else f" = {escape(display(node.value))}")
     )
+    inner = node.children[0] if node.op == "not" and node.children else node
+    if inner.witness is not None:
+        label = "first false for" if inner.op == "all" else "true for"
+        out.print(f"{pad}    {label} {escape(display(inner.witness, 160))}")
     if not ok or options.explain == "all":
-        for operand in node.operands:
+        for operand in inner.operands:
             shown = [f for f in operand.facts if f.split(":", 1)[0] != operand.text]
             facts = f"  ← {', '.join(shown)}" if shown else ""
             out.print(
