@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from policy_engine import loading
 from policy_engine.cel.backend import CelBackend
 from policy_engine.compiling import CompiledPolicy, compile_policies
-from policy_engine.errors import Diagnostic, InputErrors, PolicyErrors, Severity, SourceLocation
+from policy_engine.errors import Diagnostic, InputErrors, Severity, SourceLocation
 from policy_engine.model.policy import Origin
 from policy_engine.model.yamlsource import YamlError, YamlSourceMap, read_yaml_documents
 from policy_engine.testing import checks, composing, expectations
@@ -326,4 +326,4 @@ def _schema_problems(exc: ValidationError, file: str, source: YamlSourceMap) -> 
     return out
 
 
-__all__ = ["Filters", "LoadedFile", "PolicyErrors", "Suite", "TestReport", "discover"]
+__all__ = ["Filters", "LoadedFile", "Suite", "TestReport", "discover"]
