@@ -133,3 +133,9 @@ def test_metrics_compared_with_an_int_literal_is_a_load_error_on_the_primary_bac
             reads.Scope(metrics=frozenset({"x"})),
         )
     assert caught.value.problems[0].code == "cel.check"
+
+
+def test_an_error_on_both_sides_of_and_keeps_the_first_error_code(backend: CelBackend) -> None:
+    result = run(backend, "rollout.spec.a == 1 && rollout.spec.b == 2", {"rollout": {"spec": {}}})
+    assert isinstance(result, EvalError)
+    assert result.code == "eval.no_such_key"

@@ -9,6 +9,7 @@ exceptions become ``EvalError`` values, and the process recursion limit that
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -209,10 +210,31 @@ def _accepts(param: CelType, value: Any) -> bool:
     return True if check is None else check(value)
 
 
+_INNER = re.compile(r"CELEvalError\(\*\([\"'](?P<message>.*?)[\"'], <class '(?P<kind>\w+)'>")
+_KINDS = {
+    "KeyError": KeyError,
+    "IndexError": IndexError,
+    "ZeroDivisionError": ZeroDivisionError,
+    "OverflowError": OverflowError,
+    "TypeError": TypeError,
+}
+
+
 def _error(exc: CELEvalError) -> EvalError:
     args = exc.args
     message = str(args[0]) if args else str(exc)
     kind = args[1] if len(args) > 1 else None
+    if (
+        message.startswith(
+            ("found no matching overload for _&&_", "found no matching overload for _||_")
+        )
+        and len(args) > 2
+    ):
+        # celpy reports "error && error" as an overload error; cel-cpp keeps the first error
+        detail = args[2][0] if isinstance(args[2], tuple) and args[2] else args[2]
+        inner = _INNER.search(str(detail))
+        if inner is not None:
+            message, kind = inner["message"], _KINDS.get(inner["kind"], TypeError)
     if kind is LibraryError:
         return EvalError("eval.function", cap(message))
     if kind is ZeroDivisionError:
