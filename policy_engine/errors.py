@@ -70,18 +70,6 @@ class Diagnostic:
             return ("", 0, 0, self.code)
         return (loc.file, loc.line, loc.column, self.code)
 
-    def with_location(self, location: SourceLocation, source_line: str | None) -> Diagnostic:
-        return Diagnostic(
-            self.code,
-            self.message,
-            location,
-            self.hint,
-            self.path,
-            self.rule,
-            self.severity,
-            source_line,
-        )
-
 
 def cap(text: str, limit: int = FOREIGN_TEXT_LIMIT) -> str:
     """Shortens foreign text (library messages, values) to ``limit`` characters."""

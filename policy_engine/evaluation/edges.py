@@ -11,7 +11,6 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -184,7 +183,3 @@ def _local_midnight(day: Any, zone: Any) -> datetime:
     if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != naive:
         return aware.astimezone(UTC)
     return aware
-
-
-def take(iterator: Iterator[datetime], count: int) -> list[datetime]:
-    return list(islice(iterator, count))

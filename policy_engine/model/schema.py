@@ -264,17 +264,6 @@ def root_type(name: str) -> FactType | None:
     return SNAPSHOT_ROOTS.get(name)
 
 
-def member_type(parent: FactType, key: str) -> FactType | None:
-    """Type of ``parent.key``; None when the key is not declared on a record."""
-    if isinstance(parent, Record):
-        return parent.fields.get(key)
-    if isinstance(parent, MapOf):
-        return parent.value
-    if parent == RAW:
-        return RAW
-    return None
-
-
 def element_type(parent: FactType) -> FactType | None:
     """Type of ``parent[i]`` for lists and maps."""
     if isinstance(parent, ListOf):

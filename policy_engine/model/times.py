@@ -6,7 +6,6 @@ never read the clock.
 
 from __future__ import annotations
 
-import math
 import re
 from datetime import UTC, datetime, timedelta
 
@@ -55,23 +54,6 @@ def parse_duration(text: str) -> timedelta:
     if not raw:
         raise TimeSyntaxError(f"invalid duration {text!r}: empty")
     return timedelta(seconds=sign * seconds)
-
-
-def format_duration(value: timedelta) -> str:
-    """Formats like Go's ``Duration.String`` restricted to h/m/s (``25h0m0s``, ``1.5s``)."""
-    total = value.total_seconds()
-    if total == 0:
-        return "0s"
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    hours, rest = divmod(total, 3600)
-    minutes, seconds = divmod(rest, 60)
-    sec_text = f"{seconds:.9f}".rstrip("0").rstrip(".")
-    if hours:
-        return f"{sign}{int(hours)}h{int(minutes)}m{sec_text}s"
-    if minutes:
-        return f"{sign}{int(minutes)}m{sec_text}s"
-    return f"{sign}{sec_text}s"
 
 
 def format_seconds(value: timedelta) -> str:
@@ -130,12 +112,3 @@ def ceil_to_second(value: datetime) -> datetime:
     if value.microsecond == 0:
         return value
     return value.replace(microsecond=0) + timedelta(seconds=1)
-
-
-def seconds_between(start: datetime, end: datetime) -> float:
-    """Signed seconds from ``start`` to ``end``."""
-    return (end - start).total_seconds()
-
-
-def is_finite_duration(value: timedelta) -> bool:
-    return math.isfinite(value.total_seconds())

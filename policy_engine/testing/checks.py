@@ -18,7 +18,7 @@ from policy_engine.errors import Diagnostic, PolicyErrors, Severity
 from policy_engine.model.yamlsource import YamlSourceMap
 from policy_engine.testing.documents import CheckCaseSpec, DiagnosticExpect, PolicyCheckTestDocument
 from policy_engine.testing.expectations import Mismatch, text_matches
-from policy_engine.testing.runner import CaseResult
+from policy_engine.testing.runner import CaseResult, not_run_result
 
 Accepts = Callable[[str, str, str, Sequence[str], Sequence[str]], bool]
 
@@ -38,14 +38,9 @@ def run_checks(context: CheckContext, backend: CelBackend, accepts: Accepts) -> 
         if not accepts(case_id, context.display, case.name, case.tags, ()):
             continue
         line = context.source.locate(("cases", index, "name"))[0]
-        if case.todo:
-            out.append(CaseResult(case_id, context.file, line, case.name, "todo"))
-        elif case.skip:
-            out.append(
-                CaseResult(
-                    case_id, context.file, line, case.name, "skipped", note=case.skip_reason or ""
-                )
-            )
+        not_run = not_run_result(case, case_id, context.file, line)
+        if not_run is not None:
+            out.append(not_run)
         else:
             mismatches = _run(context, case, backend)
             out.append(

@@ -245,7 +245,3 @@ def unresolved(refs: Iterable[str], index: RuleIndex) -> list[str]:
         except ReferenceError_ as exc:
             problems.append(str(exc))
     return problems
-
-
-def parse_instant(text: Any) -> datetime:
-    return to_utc(text)

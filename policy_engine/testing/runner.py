@@ -29,7 +29,13 @@ from policy_engine.model.policy import Origin
 from policy_engine.model.times import TimeSyntaxError, parse_duration, to_utc
 from policy_engine.model.verdict import Evaluation, Verdict
 from policy_engine.testing import composing, expectations
-from policy_engine.testing.documents import CaseSpec, Expect, FactsSpec, PolicyTestDocument
+from policy_engine.testing.documents import (
+    CaseSpec,
+    CheckCaseSpec,
+    Expect,
+    FactsSpec,
+    PolicyTestDocument,
+)
 
 MAX_MATRIX_ROWS = 1000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -139,21 +145,25 @@ def case_rows(context: FileContext, case: CaseSpec) -> list[tuple[str, CaseSpec]
     return [(base_id + suffix, row) for suffix, row in rows]
 
 
+def not_run_result(
+    case: CaseSpec | CheckCaseSpec, case_id: str, file: str, line: int
+) -> CaseResult | None:
+    """The result of a ``todo`` or ``skip`` case (never counted as passed), else None."""
+    if case.todo:
+        return CaseResult(case_id, file, line, case.name, "todo", tags=case.tags)
+    if case.skip:
+        return CaseResult(
+            case_id, file, line, case.name, "skipped", note=case.skip_reason or "", tags=case.tags
+        )
+    return None
+
+
 def run_row(context: FileContext, case: CaseSpec, case_id: str) -> CaseResult:
     """Runs one row of a case (``case_rows``), timed; skip and todo are reported as such."""
     line = context.case_lines.get(case.name, 0)
-    if case.todo:
-        return CaseResult(case_id, context.file, line, case.name, "todo", tags=case.tags)
-    if case.skip:
-        return CaseResult(
-            case_id,
-            context.file,
-            line,
-            case.name,
-            "skipped",
-            note=case.skip_reason or "",
-            tags=case.tags,
-        )
+    not_run = not_run_result(case, case_id, context.file, line)
+    if not_run is not None:
+        return not_run
     started = time.perf_counter()
     result = _run_row(context, case, case_id, line)
     return replace(result, duration_ms=(time.perf_counter() - started) * 1000)
