@@ -6,6 +6,11 @@ contract. Inputs are the shipped examples (``examples/``,
 ``tests/policy_cases/examples/``) and malformed files (``tests/fixtures/bad/``);
 variants (typos, wrong expectations, recorded decisions) are written to
 ``tmp_path`` so the pytest policy-case plugin never collects them.
+
+One file on purpose, past the 600-line guide: the slowest subprocess runs of
+every verb are started together on background threads when the module starts
+(``_prefetch``) and shared by the tests of all verbs; split per verb, each file
+would pay for them again and the run would take about twice as long.
 """
 
 from __future__ import annotations
