@@ -106,6 +106,47 @@ class CollectedFact:
     provenance: model.Provenance
 
 
+class Clock(Protocol):
+    """The only way evaluators and the controller learn the time (ARCHITECTURE.md §7).
+
+    ``SystemClock`` (evaluators.clock) reads the wall clock; the demo runs an
+    accelerated clock and tests a manual one. ``sleep_until`` returns at or after
+    ``when`` on this clock and must be cancellable.
+    """
+
+    def now(self) -> datetime:
+        """The current instant, time-zone aware (UTC)."""
+        ...
+
+    async def sleep_until(self, when: datetime) -> None:
+        """Waits until this clock reads ``when`` or later."""
+        ...
+
+
+Object = Mapping[str, Any]
+"""A Kubernetes object as JSON (``apiVersion``, ``kind``, ``metadata``, ``spec``, ``status``)."""
+
+
+class ObjectReader(Protocol):
+    """Read access to Kubernetes objects, from watch-fed stores or live API reads.
+
+    Kinds are named ``<plural>.<group>`` (``rollouts.kuberik.com``,
+    ``imagepolicies.image.toolkit.fluxcd.io``) or plain ``<plural>`` for the core group.
+    """
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Object | None:
+        """The object, or None when it does not exist."""
+        ...
+
+    def list(self, kind: str, namespace: str | None = None) -> Sequence[Object]:
+        """Every object of ``kind`` (in ``namespace`` when given), sorted by namespace/name."""
+        ...
+
+    def synced(self, kind: str) -> bool:
+        """Whether ``kind`` has been listed at least once (an unsynced kind is unavailable)."""
+        ...
+
+
 @runtime_checkable
 class FactSource(Protocol):
     """A read-only source of facts under the roots it owns."""
@@ -120,6 +161,7 @@ class FactSource(Protocol):
 
 __all__ = [
     "MESSAGE_LIMIT",
+    "Clock",
     "CollectRequest",
     "CollectedFact",
     "FactError",
@@ -129,5 +171,7 @@ __all__ = [
     "FactStale",
     "FactUnavailable",
     "MetricQuery",
+    "Object",
+    "ObjectReader",
     "cap_message",
 ]

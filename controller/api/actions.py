@@ -1,0 +1,138 @@
+"""Plan and Action: what one reconcile decided, as idempotent writes in order.
+
+Callers: ``planning`` builds Plans; ``applying`` runs their actions;
+``reconciling`` requeues from them. Pure data, no I/O. Every action carries a
+``key`` so a plan can be logged, compared and de-duplicated.
+
+Order and meaning (ARCHITECTURE.md §7, crash safety):
+1. ``WriteStatus`` first (write-ahead), replacing ``status`` wholesale under a
+   ``resourceVersion`` precondition (a mismatch is a conflict: re-plan now);
+2. convergent server-side applies (``ApplySubstitute``, ``SetSourceTag``),
+   field manager ``tidegate``, forced, only the named field;
+3. ``ResetHealthCheck`` status writes;
+4. ``RemoveAnnotations`` (one-shot keys, only if they still hold the value seen);
+5. ``PostEvent`` (only after the status write succeeded).
+If an action fails, the ones after it are not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+ROLLOUTS = "rollouts.kuberik.com"
+HEALTHCHECKS = "healthchecks.kuberik.com"
+ROLLOUTGATES = "rolloutgates.kuberik.com"
+KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
+OCIREPOSITORIES = "ocirepositories.source.toolkit.fluxcd.io"
+FIELD_MANAGER = "tidegate"
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectKey:
+    """An object by kind (``<plural>.<group>``), namespace and name."""
+
+    kind: str
+    namespace: str | None
+    name: str
+
+    def __str__(self) -> str:
+        where = f"{self.namespace}/" if self.namespace else ""
+        return f"{self.kind} {where}{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStatus:
+    """Replace ``status`` of ``target`` with ``status`` if its resourceVersion is still ``rv``."""
+
+    target: ObjectKey
+    resource_version: str
+    status: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"status {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class ApplySubstitute:
+    """SSA ``spec.postBuild.substitute.<variable> = value`` on a Flux Kustomization."""
+
+    namespace: str
+    name: str
+    variable: str
+    value: str
+
+    @property
+    def key(self) -> str:
+        return f"substitute {self.namespace}/{self.name} {self.variable}"
+
+
+@dataclass(frozen=True, slots=True)
+class SetSourceTag:
+    """SSA ``spec.ref.tag = tag`` on a Flux OCIRepository (other ``ref`` fields untouched)."""
+
+    namespace: str
+    name: str
+    tag: str
+
+    @property
+    def key(self) -> str:
+        return f"source-tag {self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class PatchStatus:
+    """Merge ``changes`` into ``status`` of ``target`` (e.g. a HealthCheck reset) under ``rv``."""
+
+    target: ObjectKey
+    resource_version: str
+    changes: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"patch-status {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveAnnotations:
+    """Remove one-shot annotations from ``target``, each only if it still has the value seen."""
+
+    target: ObjectKey
+    expected: Mapping[str, str]
+
+    @property
+    def key(self) -> str:
+        return f"remove-annotations {self.target} {','.join(sorted(self.expected))}"
+
+
+@dataclass(frozen=True, slots=True)
+class PostEvent:
+    """A Kubernetes Event about ``target`` (reporting component ``tidegate``)."""
+
+    target: ObjectKey
+    type: Literal["Normal", "Warning"]
+    reason: str
+    message: str
+
+    @property
+    def key(self) -> str:
+        return f"event {self.target} {self.reason}"
+
+
+Action = WriteStatus | ApplySubstitute | SetSourceTag | PatchStatus | RemoveAnnotations | PostEvent
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of planning one Rollout: ordered actions and when to look again.
+
+    ``requeue_at`` is the earliest instant the decision can change on its own
+    (nextChange, bake or deploy deadline); None means wait for watch events.
+    """
+
+    actions: tuple[Action, ...] = ()
+    requeue_at: datetime | None = None
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,175 @@
+"""Kuberik facts: a Rollout, its history, candidates, gates and HealthChecks as engine roots.
+
+Callers: the controller's reconcile (from its watch-fed stores) and, later,
+``tidegate record`` (from live reads). Read-only and pure: objects in, facts
+out, each with provenance naming the object and its resourceVersion. Must not
+decide anything (the engine does) nor read the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from evaluators.base import CollectedFact, Object
+from policy_engine.model import facts as model
+
+SCHEDULE_LABEL = "gate.kuberik.com/schedule-name"
+SOURCE = "kubernetes"
+
+
+def _ref(obj: Object, kind: str) -> model.ObjectRef:
+    meta = obj.get("metadata") or {}
+    return model.ObjectRef(
+        kind=kind,
+        name=str(meta.get("name", "")),
+        namespace=meta.get("namespace"),
+        api_version=obj.get("apiVersion"),
+        uid=meta.get("uid"),
+        resource_version=meta.get("resourceVersion"),
+    )
+
+
+def _fact(path: str, value: Any, provenance: model.Provenance) -> CollectedFact:
+    return CollectedFact(path=(path,), value=value, error=None, provenance=provenance)
+
+
+def _release(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not info or not info.get("tag"):
+        return None
+    keys = ("tag", "version", "digest", "revision", "created")
+    return {key: info[key] for key in keys if info.get(key) not in (None, "")}
+
+
+def rollout_record(rollout: Object, history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The ``rollout`` root: identity, labels, spec, the current release and the intents."""
+    meta = rollout.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    spec = rollout.get("spec") or {}
+    record: dict[str, Any] = {
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": dict(annotations),
+        "spec": dict(spec),
+        "intents": _intents(spec, annotations),
+    }
+    current = _release(history[0].get("version")) if history else None
+    if current:
+        record["current"] = current
+    return record
+
+
+def _intents(spec: Mapping[str, Any], annotations: Mapping[str, str]) -> dict[str, Any]:
+    intents: dict[str, Any] = {
+        "unblockFailed": annotations.get("rollout.kuberik.com/unblock-failed") == "true"
+    }
+    for key, annotation in (
+        ("forceDeploy", "rollout.kuberik.com/force-deploy"),
+        ("bypassGates", "rollout.kuberik.com/bypass-gates"),
+    ):
+        if annotations.get(annotation):
+            intents[key] = annotations[annotation]
+    if spec.get("wantedVersion"):
+        intents["wantedVersion"] = spec["wantedVersion"]
+    return intents
+
+
+def history_records(history: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """``history``: the entries as Kuberik serialises them (unknown keys dropped)."""
+    keys = (
+        "id", "timestamp", "bakeStatus", "bakeStatusMessage", "message", "bakeStartTime",
+        "bakeEndTime", "lastRetryTimestamp", "triggeredBy", "failedHealthChecks",
+    )  # fmt: skip
+    records = []
+    for entry in history:
+        record = {key: entry[key] for key in keys if entry.get(key) is not None}
+        record["version"] = _release(entry.get("version")) or {"tag": ""}
+        records.append(record)
+    return records
+
+
+def gate_record(gate: Object) -> dict[str, Any]:
+    """A RolloutGate as the ``gates`` root holds it (allowedVersions unset stays unset)."""
+    meta = gate.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    spec = gate.get("spec") or {}
+    record: dict[str, Any] = {
+        "name": meta.get("name", ""),
+        "passing": spec.get("passing") is not False,
+    }
+    allowed = spec.get("allowedVersions")
+    if allowed is None and annotations.get("tidegate.dev/approval") == "true":
+        allowed = []
+    if allowed is not None:
+        record["allowedVersions"] = [str(v) for v in allowed]
+    for key, annotation in (
+        ("prettyName", "gate.kuberik.com/pretty-name"),
+        ("description", "gate.kuberik.com/description"),
+    ):
+        if annotations.get(annotation):
+            record[key] = annotations[annotation]
+    owner = next(iter(meta.get("ownerReferences") or []), None)
+    if owner:
+        record["owner"] = f"{owner.get('kind')}/{owner.get('name')}"
+    return record
+
+
+def health_check_record(hc: Object) -> dict[str, Any]:
+    """A HealthCheck as the ``healthChecks`` root holds it."""
+    meta = hc.get("metadata") or {}
+    status = hc.get("status") or {}
+    record: dict[str, Any] = {
+        "namespace": meta.get("namespace", ""),
+        "name": meta.get("name", ""),
+        "status": status.get("status") or "",
+        "labels": dict(meta.get("labels") or {}),
+    }
+    if (hc.get("spec") or {}).get("class"):
+        record["class"] = hc["spec"]["class"]
+    for key in ("message", "lastChangeTime", "lastErrorTime"):
+        if status.get(key):
+            record[key] = status[key]
+    return record
+
+
+def rollout_facts(
+    rollout: Object,
+    *,
+    history: Sequence[Mapping[str, Any]],
+    candidates: Sequence[Mapping[str, Any]],
+    gates: Sequence[Object],
+    health_checks: Sequence[Object],
+    observed_at: datetime,
+) -> list[CollectedFact]:
+    """The Kuberik roots of one Rollout, from its (planned) status and related objects.
+
+    Gates owned by schedules are left to the ``windows`` root (§6); until schedules
+    are reconciled into windows they count as ordinary gates.
+    """
+    own = model.Provenance(SOURCE, ref=_ref(rollout, "Rollout"), observed_at=observed_at)
+    facts = [
+        _fact("rollout", rollout_record(rollout, history), own),
+        _fact("history", history_records(history), own),
+        _fact("candidates", [r for r in map(_release, candidates) if r], own),
+        _fact("windows", {}, model.Provenance(SOURCE, observed_at=observed_at)),
+    ]
+    facts.append(
+        _fact(
+            "gates",
+            [gate_record(g) for g in gates],
+            model.Provenance(SOURCE, query="RolloutGates by rolloutRef", observed_at=observed_at),
+        )
+    )
+    facts.append(
+        _fact(
+            "healthChecks",
+            [health_check_record(hc) for hc in health_checks],
+            model.Provenance(
+                SOURCE, query="HealthChecks by healthCheckSelector", observed_at=observed_at
+            ),
+        )
+    )
+    return facts
