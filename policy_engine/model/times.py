@@ -36,7 +36,7 @@ def parse_duration(text: str) -> timedelta:
     """Parses a Go duration (``24h``, ``1h30m``, ``-5m``, ``1.5s``, ``0``)."""
     raw = text.strip()
     sign = 1
-    if raw[:1] in "+-":
+    if raw[:1] in ("+", "-"):
         sign = -1 if raw[0] == "-" else 1
         raw = raw[1:]
     if raw == "0":
