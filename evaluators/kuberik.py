@@ -117,6 +117,11 @@ def gate_record(gate: Object) -> dict[str, Any]:
     return record
 
 
+def is_schedule_gate(gate: Object) -> bool:
+    """A RolloutGate managed by a RolloutSchedule or ClusterRolloutSchedule."""
+    return SCHEDULE_LABEL in ((gate.get("metadata") or {}).get("labels") or {})
+
+
 def health_check_record(hc: Object) -> dict[str, Any]:
     """A HealthCheck as the ``healthChecks`` root holds it."""
     meta = hc.get("metadata") or {}
@@ -143,23 +148,31 @@ def rollout_facts(
     gates: Sequence[Object],
     health_checks: Sequence[Object],
     observed_at: datetime,
+    windows: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[CollectedFact]:
     """The Kuberik roots of one Rollout, from its (planned) status and related objects.
 
-    Gates owned by schedules are left to the ``windows`` root (§6); until schedules
-    are reconciled into windows they count as ordinary gates.
+    Gates owned by schedules (label ``gate.kuberik.com/schedule-name``) are left out of
+    ``gates``: their schedules are the ``windows`` root (KUBERIK-SEMANTICS.md §6), so
+    one schedule is judged once, by ``deploy-windows``, with an exact nextChange.
     """
     own = model.Provenance(SOURCE, ref=_ref(rollout, "Rollout"), observed_at=observed_at)
     facts = [
         _fact("rollout", rollout_record(rollout, history), own),
         _fact("history", history_records(history), own),
         _fact("candidates", [r for r in map(_release, candidates) if r], own),
-        _fact("windows", {}, model.Provenance(SOURCE, observed_at=observed_at)),
+        _fact(
+            "windows",
+            {key: dict(value) for key, value in (windows or {}).items()},
+            model.Provenance(
+                SOURCE, query="schedules selecting the Rollout", observed_at=observed_at
+            ),
+        ),
     ]
     facts.append(
         _fact(
             "gates",
-            [gate_record(g) for g in gates],
+            [gate_record(g) for g in gates if not is_schedule_gate(g)],
             model.Provenance(SOURCE, query="RolloutGates by rolloutRef", observed_at=observed_at),
         )
     )

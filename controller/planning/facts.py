@@ -28,6 +28,7 @@ def facts_of(observed: Observed, prepared: Prepared, now: datetime) -> FactSet:
         gates=observed.gates,
         health_checks=observed.health_checks,
         observed_at=now,
+        windows=observed.windows,
     )
     return assemble(collected, now, observed.key)
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from controller.api.actions import ObjectKey
 from controller.planning.deploying import SOURCE_KEY, SUBSTITUTE_KEY
+from controller.planning.schedules import windows_for_rollout
 from controller.selectors import selects
 from evaluators.base import Object, ObjectReader
 
@@ -21,6 +22,8 @@ HEALTH_CHECKS = "healthchecks.kuberik.com"
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
 OCI_REPOSITORIES = "ocirepositories.source.toolkit.fluxcd.io"
 NAMESPACES = "namespaces"
+SCHEDULES = "rolloutschedules.kuberik.com"
+CLUSTER_SCHEDULES = "clusterrolloutschedules.kuberik.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +37,7 @@ class Observed:
     kustomizations: tuple[Object, ...]
     sources: tuple[Object, ...]
     metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    windows: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unsynced: tuple[str, ...] = ()
 
     @property
@@ -53,7 +57,10 @@ def observe(reader: ObjectReader, rollout: Object) -> Observed:
         g for g in reader.list(GATES, namespace)
         if ((g.get("spec") or {}).get("rolloutRef") or {}).get("name") == name
     )  # fmt: skip
-    kinds = (IMAGE_POLICIES, GATES, HEALTH_CHECKS, KUSTOMIZATIONS, OCI_REPOSITORIES)
+    kinds = (
+        IMAGE_POLICIES, GATES, HEALTH_CHECKS, KUSTOMIZATIONS, OCI_REPOSITORIES,
+        SCHEDULES, CLUSTER_SCHEDULES,
+    )  # fmt: skip
     return Observed(
         rollout=rollout,
         image_policy=image_policy,
@@ -65,8 +72,22 @@ def observe(reader: ObjectReader, rollout: Object) -> Observed:
         sources=tuple(
             s for s in reader.list(OCI_REPOSITORIES, namespace) if _names(s, name, substitute=False)
         ),
+        windows=windows_of(reader, rollout),
         unsynced=tuple(kind for kind in kinds if not reader.synced(kind)),
     )
+
+
+def windows_of(reader: ObjectReader, rollout: Object) -> dict[str, dict[str, Any]]:
+    """The ``windows`` root: every schedule selecting the Rollout, as a window."""
+    namespace = rollout["metadata"].get("namespace")
+    schedules = [*reader.list(SCHEDULES, namespace), *reader.list(CLUSTER_SCHEDULES)]
+    if not schedules:
+        return {}
+    labels = {
+        ns["metadata"]["name"]: (ns["metadata"].get("labels") or {})
+        for ns in reader.list(NAMESPACES)
+    }
+    return windows_for_rollout(rollout, schedules, labels)
 
 
 def _names(obj: Object, rollout: str, *, substitute: bool) -> bool:

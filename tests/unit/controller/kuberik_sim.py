@@ -79,6 +79,7 @@ def _kind(obj: Mapping[str, Any]) -> str:
         "HealthCheck": "healthchecks", "Kustomization": "kustomizations",
         "OCIRepository": "ocirepositories", "Namespace": "namespaces",
         "RolloutPolicy": "rolloutpolicies", "ClusterRolloutPolicy": "clusterrolloutpolicies",
+        "RolloutSchedule": "rolloutschedules", "ClusterRolloutSchedule": "clusterrolloutschedules",
     }[obj["kind"]]  # fmt: skip
     return plural if "/" not in str(obj["apiVersion"]) else f"{plural}.{group}"
 

@@ -529,3 +529,35 @@ def test_an_unchanged_pass_writes_nothing(engine: PolicyEngine) -> None:
     sim.settle()
     plan = sim.reconcile(sim.advance(seconds=30))
     assert plan.actions == ()
+
+
+# --- Schedules -----------------------------------------------------------------------------
+
+
+def test_deny_window_holds_the_release_until_it_opens_to_the_second(engine: PolicyEngine) -> None:
+    sim = Sim(engine)
+    sim.rollout["metadata"]["labels"] = {"app": "r"}
+    sim.observe("0.1.0")
+    sim.put(
+        {
+            "apiVersion": "kuberik.com/v1alpha1",
+            "kind": "RolloutSchedule",
+            "metadata": {"name": "night", "namespace": "ns", "uid": "u1"},
+            "spec": {
+                "rolloutSelector": {"matchLabels": {"app": "r"}},
+                "timezone": "UTC",
+                "action": "Deny",
+                "rules": [{"name": "night", "timeRange": {"start": "00:00", "end": "09:00"}}],
+            },
+        }
+    )
+    plan = sim.reconcile(T0.replace(hour=7))
+    sim.observe("0.2.0", reconcile=False)
+    plan = sim.reconcile()
+    assert sim.tags() == ["0.1.0"]
+    decision = sim.status["decision"]
+    assert decision["decision"] == "Pending"
+    assert decision["nextChange"] == format_timestamp(T0.replace(hour=9))
+    assert plan.requeue_at == T0.replace(hour=9)
+    sim.reconcile(T0.replace(hour=9))
+    assert sim.tags() == ["0.2.0", "0.1.0"]
