@@ -5,11 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real servers for the integration tests (TESTING.md "Real servers"); the fixtures start them.
-if ! command -v prometheus >/dev/null 2>&1; then
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1 \
+  || ! command -v htpasswd >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      prometheus docker-registry apache2-utils >/dev/null
   else
-    echo "warning: prometheus is not installed; run: sudo apt-get install prometheus" >&2
+    echo "warning: a test server is missing; run:" \
+      "sudo apt-get install prometheus docker-registry apache2-utils" >&2
   fi
 fi
 
@@ -30,6 +33,19 @@ echo "== import contracts"
 lint-imports
 echo "== policy cases (tidegate test)"
 tidegate test tests/policy_cases
+echo "== test Kubernetes API (kube-apiserver + kubectl from tests/cluster/build.sh)"
+if command -v go >/dev/null 2>&1; then
+  build_start=$(date +%s)
+  if ! TIDEGATE_KUBE_BIN="$(tests/cluster/build.sh)"; then
+    echo "tests/cluster/build.sh failed (see above); the controller tests need it" >&2
+    exit 1
+  fi
+  export TIDEGATE_KUBE_BIN
+  echo "binaries in $TIDEGATE_KUBE_BIN ($(($(date +%s) - build_start)) s; the first build takes ~5 min)"
+else
+  echo "warning: go not found; the controller tests will fail: install Go >= 1.24" \
+    "(https://go.dev/doc/install), then rerun (first build ~5 min, then cached)" >&2
+fi
 echo "== pytest"
 set +e
 python -m pytest "$@"

