@@ -122,7 +122,47 @@ class PostEvent:
         return f"event {self.target} {self.reason}"
 
 
-Action = WriteStatus | ApplySubstitute | SetSourceTag | PatchStatus | RemoveAnnotations | PostEvent
+@dataclass(frozen=True, slots=True)
+class CreateObject:
+    """Create ``body`` (which names its kind by apiVersion/kind) as ``kind`` in ``namespace``."""
+
+    kind: str
+    namespace: str | None
+    body: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        meta = self.body.get("metadata") or {}
+        return f"create {self.kind} {self.namespace}/{meta.get('name') or meta.get('generateName')}"
+
+
+@dataclass(frozen=True, slots=True)
+class MergePatch:
+    """A JSON merge patch of ``target`` (spec or metadata; never status)."""
+
+    target: ObjectKey
+    patch: Mapping[str, Any]
+
+    @property
+    def key(self) -> str:
+        return f"merge-patch {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteObject:
+    """Delete ``target`` (propagation Background); already gone is not an error."""
+
+    target: ObjectKey
+
+    @property
+    def key(self) -> str:
+        return f"delete {self.target}"
+
+
+Action = (
+    WriteStatus | ApplySubstitute | SetSourceTag | PatchStatus | RemoveAnnotations | PostEvent
+    | CreateObject | MergePatch | DeleteObject
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

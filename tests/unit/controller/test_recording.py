@@ -36,7 +36,9 @@ def test_a_decision_line_reads_back_as_the_same_facts_and_decision() -> None:
     replayed = evaluate(engine.builtins, snapshot.facts, engine.backend)
     assert replayed.decision == evaluation.decision
     assert facts_digest(snapshot.facts) == facts_digest(facts)
-    assert signature(replayed, facts_digest(snapshot.facts)) == signature(evaluation, facts_digest(facts))
+    assert signature(replayed, facts_digest(snapshot.facts)) == signature(
+        evaluation, facts_digest(facts)
+    )
 
 
 def test_decision_ids_sort_by_time() -> None:

@@ -1,0 +1,34 @@
+"""Runtime: everything a reconcile needs, built once by ``main``.
+
+Callers: ``main`` builds it; every reconcile reads it. Holds no per-object
+state beyond caches (compiled policies, HTTP connection pools).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from controller.applying import Writer
+from controller.decisionlog import DecisionLog
+from controller.metrics import Metrics
+from controller.policies import PolicyEngine
+from evaluators.base import Clock, ObjectReader
+
+
+@dataclass
+class Runtime:
+    """Clock, stores, writer, engine and the optional outputs of one controller."""
+
+    clock: Clock
+    reader: ObjectReader
+    writer: Writer
+    engine: PolicyEngine
+    decision_log: DecisionLog | None = None
+    metrics: Metrics | None = None
+    http: httpx.AsyncClient | None = None
+    prometheus_url: str | None = None
+    prometheus_allowed: Sequence[str] | None = None
+    logged: dict[tuple[str | None, str], tuple[object, ...]] = field(default_factory=dict)

@@ -1,0 +1,72 @@
+"""One pass over a RolloutSchedule or ClusterRolloutSchedule: its gates, then its status (§6).
+
+Callers: ``reconciling.reconcile`` for schedule keys. The gates and status are
+planned by ``planning.schedules`` (pure); this module turns them into actions
+and requeues at the exact next transition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from controller.api.actions import (
+    ROLLOUTGATES,
+    ROLLOUTS,
+    Action,
+    CreateObject,
+    DeleteObject,
+    MergePatch,
+    ObjectKey,
+    Plan,
+    WriteStatus,
+)
+from controller.planning import schedules
+from controller.reconciling.runtime import Runtime
+
+SCHEDULE_KINDS = ("rolloutschedules.kuberik.com", "clusterrolloutschedules.kuberik.com")
+
+
+async def reconcile_schedule(key: ObjectKey, rt: Runtime) -> datetime | None:
+    """Creates, patches and deletes the schedule's gates, writes its status."""
+    schedule = rt.reader.get(key.kind, key.namespace, key.name)
+    if schedule is None:
+        return None
+    now = rt.clock.now()
+    rollouts = list(rt.reader.list(ROLLOUTS))
+    namespaces = namespace_labels(rt)
+    desired = schedules.desired_gates(schedule, rollouts, namespaces, now)
+    existing = [g for g in rt.reader.list(ROLLOUTGATES) if _owned_by(g, schedule)]
+    changes = schedules.gate_changes(existing, desired, schedule=schedule)
+    actions: list[Action] = [
+        CreateObject(ROLLOUTGATES, g["metadata"]["namespace"], g) for g in changes.create
+    ]
+    actions += [
+        MergePatch(ObjectKey(ROLLOUTGATES, u.namespace, u.name), u.patch) for u in changes.update
+    ]
+    actions += [DeleteObject(target) for target in changes.delete]
+    gone = {(k.namespace, k.name) for k in changes.delete}
+    kept = [
+        g for g in existing if (g["metadata"].get("namespace"), g["metadata"]["name"]) not in gone
+    ]
+    status = schedules.schedule_status(schedule, rollouts, namespaces, now, gates=kept).as_status()
+    if status != (schedule.get("status") or {}):
+        rv = str(schedule["metadata"].get("resourceVersion", ""))
+        actions.insert(0, WriteStatus(key, rv, status))
+    if actions:
+        await rt.writer.apply(Plan(tuple(actions)))
+    return schedules.schedule_status(schedule, rollouts, namespaces, now).requeue_at
+
+
+def _owned_by(gate: Mapping[str, Any], schedule: Mapping[str, Any]) -> bool:
+    labels = (gate.get("metadata") or {}).get("labels") or {}
+    wanted = schedules.gate_labels(schedule)
+    return all(labels.get(k) == v for k, v in wanted.items())
+
+
+def namespace_labels(rt: Runtime) -> dict[str, Mapping[str, str]]:
+    return {
+        ns["metadata"]["name"]: ns["metadata"].get("labels") or {}
+        for ns in rt.reader.list("namespaces")
+    }
