@@ -114,7 +114,8 @@ def test_a_kustomization_health_check_reads_kstatus_of_its_inventory(
     assert status == 201, body
     failed = {
         "observedGeneration": body["metadata"]["generation"], "replicas": 1,
-        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+        "conditions": [{"type": "Progressing", "status": "False",
+                        "reason": "ProgressDeadlineExceeded",
                         "message": "ReplicaSet web-1 has timed out progressing.",
                         "lastTransitionTime": format_timestamp(stalled_at),
                         "lastUpdateTime": format_timestamp(stalled_at)}],
@@ -134,7 +135,8 @@ def test_a_kustomization_health_check_reads_kstatus_of_its_inventory(
     ks_status = {
         "observedGeneration": ks["metadata"]["generation"],
         "conditions": [{"type": "Ready", "status": "True", "reason": "ReconciliationSucceeded",
-                        "message": "Applied revision: v1", "lastTransitionTime": format_timestamp(stalled_at)}],
+                        "message": "Applied revision: v1",
+                        "lastTransitionTime": format_timestamp(stalled_at)}],
         "inventory": {"entries": [{"id": f"{world.ns}_web_apps_Deployment", "v": "v1"}]},
     }  # fmt: skip
     assert (
