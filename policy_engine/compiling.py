@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from policy_engine import windows
-from policy_engine.cel import environment
-from policy_engine.cel.backend import CelBackend, CelEnv, Program
+from policy_engine.cel import environment, fusing
+from policy_engine.cel.backend import CelBackend, CelCompileError, CelEnv, Program
 from policy_engine.cel.parsing import reads as variables
 from policy_engine.cel.parsing.timing import TimeSite, find_sites
 from policy_engine.cel.types import CelType
@@ -76,6 +76,15 @@ class CompiledRule:
     reads_now: bool = False
     reads_release: bool = False
     time_sites: tuple[TimeSite, ...] = ()
+    #: the result may differ between candidates: an expression of the rule, a variable
+    #: it reads or a matchCondition of its policy reads ``release`` (True when unsure)
+    per_candidate: bool = True
+    #: when/pendingWhen/body (or checks) as one program (``cel.fusing``); None: part by part
+    fused: Program | None = None
+    #: ``fused`` mapped over every candidate (per-candidate rules only); None: one by one
+    batched: Program | None = None
+    #: the time edges may differ between candidates (a site or a variable reads ``release``)
+    edges_per_candidate: bool = True
 
     def parts(self) -> tuple[CompiledExpr, ...]:
         found = [self.when, self.pending_when, self.body, *(c for _, c in self.checks)]
@@ -96,10 +105,16 @@ class CompiledPolicy:
     metrics: Mapping[str, MetricSpec]
     windows: Mapping[str, windows.Window]
     warnings: tuple[Diagnostic, ...] = ()
+    #: some variable reads ``release`` / ``now`` (directly or through another variable)
+    variables_per_candidate: bool = True
+    variables_read_now: bool = True
+    matches_per_candidate: bool = True
+    #: ``policy.ref``, worked out once (evaluation reads it for every result)
+    ref: str = ""
 
-    @property
-    def ref(self) -> str:
-        return self.policy.ref
+    def __post_init__(self) -> None:
+        if not self.ref:
+            object.__setattr__(self, "ref", self.policy.ref)
 
     @property
     def name(self) -> str:
@@ -153,13 +168,17 @@ class _Builder:
         # policies with the same window table share one environment (and activations)
         key = tuple(sorted(self.windows.items()))
         if key not in envs:
-            envs[key] = environment.make_env(self.windows, name=policy.ref)
+            envs[key] = environment.make_env(
+                self.windows, name=policy.ref, extra_roots=(fusing.RELEASES,)
+            )
         self.env = envs[key]
         self.params = self._params(spec.params)
         self.scope = variables.Scope(
             params=frozenset(spec.params), metrics=frozenset(spec.facts.metrics)
         )
         self.variable_exprs: dict[str, CompiledExpr] = {}
+        self.candidate_variables: set[str] = set()
+        self.matches_per_candidate = False
 
     def build(self) -> CompiledPolicy | None:
         spec = self.policy.spec
@@ -174,6 +193,7 @@ class _Builder:
             )
             is not None
         )
+        self.matches_per_candidate = any(self.per_candidate(e) for _, e in matches)
         for name, metric in spec.facts.metrics.items():
             if metric.query_expression is not None:
                 self.expr(
@@ -197,6 +217,9 @@ class _Builder:
             dict(spec.facts.metrics),
             self.windows,
             tuple(self.warnings),
+            variables_per_candidate=bool(self.candidate_variables),
+            variables_read_now=any(e.checked.analysis.reads_now for _, e in variables_),
+            matches_per_candidate=self.matches_per_candidate,
         )
 
     def _windows(self) -> dict[str, windows.Window]:
@@ -227,16 +250,17 @@ class _Builder:
                 declared[var.name] = (analysis.chain_type, analysis.reads)
                 out.append((var.name, expr))
                 self.variable_exprs[var.name] = expr
+                if self.per_candidate(expr):
+                    self.candidate_variables.add(var.name)
             else:
                 declared[var.name] = (None, frozenset())
             self.scope = variables.Scope(self.scope.params, self.scope.metrics, dict(declared))
         return tuple(out)
 
-    def rule(self, index: int, rule: RuleSpec) -> CompiledRule | None:
-        base: DocPath = ("spec", "rules", index)
-        defaults = self.policy.spec.defaults
-        body = checks = None
-        mode = "expression"
+    def rule_body(
+        self, rule: RuleSpec, base: DocPath
+    ) -> tuple[CompiledExpr | None, tuple[tuple[str, CompiledExpr], ...], str] | None:
+        """(body, checks, mode); None for a window rule naming an unusable window."""
         if rule.window is not None:
             if rule.window not in self.windows:
                 if rule.window not in {w.name for w in self.policy.spec.windows}:
@@ -254,21 +278,31 @@ class _Builder:
                 rule=rule.name,
                 synthetic=True,
             )
-        elif rule.expression is not None:
+            return body, (), "expression"
+        if rule.expression is not None:
             body = self.expr(rule.expression, (*base, "expression"), CelType.BOOL, rule=rule.name)
-        else:
-            mode = "all" if rule.all is not None else "any"
-            items = rule.all if rule.all is not None else rule.any or ()
-            checks = tuple(
-                (c.name, e)
-                for j, c in enumerate(items)
-                if (
-                    e := self.expr(
-                        c.expression, (*base, mode, j, "expression"), CelType.BOOL, rule=rule.name
-                    )
+            return body, (), "expression"
+        mode = "all" if rule.all is not None else "any"
+        items = rule.all if rule.all is not None else rule.any or ()
+        checks = tuple(
+            (c.name, e)
+            for j, c in enumerate(items)
+            if (
+                e := self.expr(
+                    c.expression, (*base, mode, j, "expression"), CelType.BOOL, rule=rule.name
                 )
-                is not None
             )
+            is not None
+        )
+        return None, checks, mode
+
+    def rule(self, index: int, rule: RuleSpec) -> CompiledRule | None:
+        base: DocPath = ("spec", "rules", index)
+        defaults = self.policy.spec.defaults
+        found = self.rule_body(rule, base)
+        if found is None:
+            return None
+        body, checks, mode = found
         when = self.optional(rule.when, (*base, "when"), CelType.BOOL, rule.name)
         pending = self.optional(rule.pending_when, (*base, "pendingWhen"), CelType.BOOL, rule.name)
         message = self.optional(
@@ -281,25 +315,18 @@ class _Builder:
         )
         if body is None and not checks:
             return None
-        parts = [p for p in (when, pending, body, *(c for _, c in checks or ())) if p]
+        parts = [p for p in (when, pending, body, *(c for _, c in checks)) if p]
         reads = frozenset().union(*(p.checked.analysis.reads for p in parts))
         parts += [
             self.variable_exprs[str(path[1])]
             for path in sorted(reads, key=str)
             if path[0] == "variables" and len(path) > 1 and str(path[1]) in self.variable_exprs
         ]
-        sites = tuple(s for p in parts for s in self.sites(p))
-        for site in sites:
-            if site.kind == "opaque":
-                self.error(
-                    "time.opaque_now",
-                    f"rule {rule.name!r} reads now in {site.text!r}; "
-                    "its nextChange cannot be computed",
-                    (*base, "name"),
-                    "compare now or since(x) with a value, or use inWindow",
-                    rule=rule.name,
-                    severity=Severity.WARNING,
-                )
+        sites = self.rule_sites(rule.name, parts, base)
+        per_candidate = self.matches_per_candidate or any(
+            self.per_candidate(e) for e in (*parts, message, *(e for _, e in outputs)) if e
+        )
+        fused = _fused_source(when, pending, body, checks)
         return CompiledRule(
             name=rule.name,
             rule_id=self.policy.rule_id(rule.name),
@@ -310,7 +337,7 @@ class _Builder:
             message=rule.message or rule.name,
             location=self.location((*base, "name")),
             body=body,
-            checks=checks or (),
+            checks=checks,
             mode=mode,
             when=when,
             pending_when=pending,
@@ -326,7 +353,44 @@ class _Builder:
                 path[:1] == ("release",) or path[:1] == ("variables",) for path in reads
             ),
             time_sites=sites,
+            per_candidate=per_candidate,
+            fused=self.program(fused),
+            batched=self.program(fusing.batched_source(fused)) if per_candidate else None,
+            edges_per_candidate=per_candidate
+            and (bool(self.candidate_variables) or any(s.reads_release for s in sites)),
         )
+
+    def rule_sites(
+        self, name: str, parts: list[CompiledExpr], base: DocPath
+    ) -> tuple[TimeSite, ...]:
+        """The time sites of a rule's parts; a use of now they cannot solve is a warning."""
+        sites = tuple(s for p in parts for s in self.sites(p))
+        for site in sites:
+            if site.kind == "opaque":
+                self.error(
+                    "time.opaque_now",
+                    f"rule {name!r} reads now in {site.text!r}; its nextChange cannot be computed",
+                    (*base, "name"),
+                    "compare now or since(x) with a value, or use inWindow",
+                    rule=name,
+                    severity=Severity.WARNING,
+                )
+        return sites
+
+    def per_candidate(self, expr: CompiledExpr) -> bool:
+        """Whether ``expr`` reads ``release``, all variables, or a variable that reads it."""
+        return any(
+            path[0] == "release"
+            or (path[0] == "variables" and (len(path) == 1 or path[1] in self.candidate_variables))
+            for path in expr.checked.analysis.reads
+        )
+
+    def program(self, text: str) -> Program | None:
+        """A program the engine composed from checked parts; None if the backend refuses it."""
+        try:
+            return self.backend.compile(text, self.env)
+        except CelCompileError:
+            return None
 
     def sites(self, expr: CompiledExpr) -> tuple[TimeSite, ...]:
         def compile_part(text: str) -> Program | None:
@@ -404,6 +468,23 @@ class _Builder:
             code, message, location, hint, _path_text(path), rule, severity, line_text
         )
         (self.errors if severity is Severity.ERROR else self.warnings).append(diagnostic)
+
+
+def _fused_source(
+    when: CompiledExpr | None,
+    pending: CompiledExpr | None,
+    body: CompiledExpr | None,
+    checks: tuple[tuple[str, CompiledExpr], ...],
+) -> str:
+    def source(expr: CompiledExpr) -> str:
+        return str(expr.checked.program.source)  # after compiled_as rewriting
+
+    return fusing.fused_source(
+        source(when) if when else None,
+        source(pending) if pending else None,
+        source(body) if body else None,
+        [source(c) for _, c in checks],
+    )
 
 
 def typed_param(spec: ParamSpec) -> Any:

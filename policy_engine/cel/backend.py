@@ -70,7 +70,11 @@ class CelBackend(Protocol):
         ...
 
     def bind(self, variables: Mapping[str, object], *, base: Bound | None = None) -> Bound:
-        """Converts plain Python values once; ``base`` supplies the names not given."""
+        """Converts plain Python values once; ``base`` supplies the names not given.
+
+        A backend may keep the given containers as they are (nothing to convert):
+        callers must not change them afterwards.
+        """
         ...
 
     def evaluate(self, program: Program, bound: Bound) -> object | EvalError:

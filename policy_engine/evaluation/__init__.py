@@ -18,9 +18,21 @@ from policy_engine.cel.backend import CelBackend
 from policy_engine.compiling import CompiledPolicy, CompiledRule
 from policy_engine.errors import EvalError
 from policy_engine.evaluation.attaching import attached_policies, disabled_builtins
-from policy_engine.evaluation.binding import CandidateContext, bind_facts, candidate_context
-from policy_engine.evaluation.rules import NOT_APPLICABLE, RawResult, RuleRunner
-from policy_engine.evaluation.timeline import Member, Timeline
+from policy_engine.evaluation.binding import (
+    CandidateContext,
+    PolicyBindings,
+    bind_facts,
+    candidate_context,
+)
+from policy_engine.evaluation.rules import (
+    NOT_APPLICABLE,
+    Presentation,
+    RawResult,
+    RuleRunner,
+    evaluates_presentation,
+)
+from policy_engine.evaluation.sharing import Raws
+from policy_engine.evaluation.timeline import Member, SharedEdges, Timeline
 from policy_engine.model.facts import FactSet
 from policy_engine.model.policy import Effect, Origin
 from policy_engine.model.verdict import (
@@ -60,17 +72,20 @@ def evaluate(
         attached_policies(policies, facts.values) if options.check_attachment else list(policies)
     )
     disabled, diagnostics = disabled_builtins(facts.values, attached)
-    runner = RuleRunner(backend, facts)
     deadline = time.perf_counter_ns() + int(options.budget_seconds * 1e9)
-    base = bind_facts(backend, facts.values, facts.now)
     candidates = options.candidates
     if candidates is None:
         recorded = facts.values.get("candidates")
         candidates = recorded if isinstance(recorded, list) else []
-    verdicts = tuple(
-        _verdict(runner, attached, facts, base, candidate, disabled, options, deadline)
-        for candidate in candidates
+    run = _Run(
+        Raws(RuleRunner(backend, facts), len(candidates)),
+        facts,
+        bind_facts(backend, facts.values, facts.now, candidates),
+        disabled,
+        options,
+        deadline,
     )
+    verdicts = tuple(_verdict(run, attached, c, i) for i, c in enumerate(candidates))
     return Evaluation(
         now=facts.now,
         now_source=facts.now_source,
@@ -85,38 +100,46 @@ def evaluate(
     )
 
 
+@dataclass(slots=True)
+class _Run:
+    """One evaluation's inputs, and what it works out once for every candidate.
+
+    ``results`` and ``gates`` memoise rules and matchConditions that do not read
+    ``release`` (``per_candidate`` False), whose results are the same for all;
+    ``raws``, ``bindings`` and ``edges`` are shared by every candidate's timeline.
+    """
+
+    raws: Raws
+    facts: FactSet
+    base: Any
+    disabled: frozenset[str]
+    options: Options
+    deadline: int
+    results: dict[tuple[int, str], tuple[RuleResult, bool]] = field(default_factory=dict)
+    gates: dict[int, RawResult | None] = field(default_factory=dict)
+    bindings: PolicyBindings = field(default_factory=dict)
+    edges: SharedEdges = field(default_factory=dict)
+
+    @property
+    def runner(self) -> RuleRunner:
+        return self.raws.runner
+
+
 def _verdict(
-    runner: RuleRunner,
-    policies: Sequence[CompiledPolicy],
-    facts: FactSet,
-    base: Any,
-    candidate: Mapping[str, Any],
-    disabled: frozenset[str],
-    options: Options,
-    deadline: int,
+    run: _Run, policies: Sequence[CompiledPolicy], candidate: Mapping[str, Any], index: int
 ) -> Verdict:
-    context = candidate_context(runner.backend, base, facts.now, candidate, options.params)
-    timeline = Timeline(runner, context, facts.values, facts.now + options.horizon)
+    facts, options = run.facts, run.options
+    context = candidate_context(
+        run.runner.backend, run.base, facts.now, candidate, options.params, run.bindings
+    )
+    horizon = facts.now + options.horizon
+    timeline = Timeline(run.raws, index, context, facts.values, horizon, run.edges)
     results: list[RuleResult] = []
     members: list[Member] = []
     for policy in policies:
-        gate = _match(runner, policy, context)
+        gate = _gate(run, policy, context)
         for rule in policy.rules:
-            started = time.perf_counter_ns()
-            if policy.policy.origin is Origin.BUILTIN and rule.name in disabled:
-                raw = RawResult(Outcome.SKIP, reason=DISABLED_BY_ROLLOUT)
-            elif started > deadline:
-                raw = RawResult(
-                    Outcome.ERROR,
-                    error=EvalError(
-                        "eval.limit",
-                        f"the {options.budget_seconds:g} s evaluation budget of this "
-                        "Rollout was spent before this rule ran",
-                    ),
-                )
-            else:
-                raw = gate or runner.raw(rule, context.for_policy(policy))
-            result, dynamic = _result(runner, timeline, policy, rule, raw, context, started)
+            result, dynamic = _rule_result(run, timeline, policy, rule, gate, context, index)
             results.append(result)
             members.append(Member(policy, rule, result.outcome, dynamic))
     decision = fold(tuple(results))
@@ -135,6 +158,53 @@ def _verdict(
         hypothetical=str(candidate.get("tag")) in options.hypothetical,
         warnings=warnings,
     )
+
+
+def _rule_result(
+    run: _Run,
+    timeline: Timeline,
+    policy: CompiledPolicy,
+    rule: CompiledRule,
+    gate: RawResult | None,
+    context: CandidateContext,
+    index: int,
+) -> tuple[RuleResult, bool]:
+    """A rule's result for this candidate; taken from ``run`` when another candidate's holds."""
+    started = time.perf_counter_ns()
+    if policy.policy.origin is Origin.BUILTIN and rule.name in run.disabled:
+        raw = RawResult(Outcome.SKIP, reason=DISABLED_BY_ROLLOUT)
+    elif started > run.deadline:
+        raw = RawResult(
+            Outcome.ERROR,
+            error=EvalError(
+                "eval.limit",
+                f"the {run.options.budget_seconds:g} s evaluation budget of this "
+                "Rollout was spent before this rule ran",
+            ),
+        )
+    else:
+        key = (id(policy), rule.name)
+        found = run.results.get(key)
+        if found is not None:
+            return found
+        raw = gate or run.raws.raw(policy, rule, context, index)
+        made = _result(run.runner, timeline, policy, rule, raw, context, started)
+        if not rule.per_candidate:
+            run.results[key] = made
+        return made
+    return _result(run.runner, timeline, policy, rule, raw, context, started)
+
+
+def _gate(run: _Run, policy: CompiledPolicy, context: CandidateContext) -> RawResult | None:
+    """``_match`` memoised for the whole run when no matchCondition reads ``release``."""
+    if not policy.match_conditions:
+        return None
+    if policy.matches_per_candidate:
+        return _match(run.runner, policy, context)
+    key = id(policy)
+    if key not in run.gates:
+        run.gates[key] = _match(run.runner, policy, context)
+    return run.gates[key]
 
 
 def _match(
@@ -167,8 +237,10 @@ def _result(
     dynamic = rule.reads_now and raw.outcome is not Outcome.SKIP and raw.reason is None
     if dynamic:
         outcome, next_change, opaque = timeline.rule_change(policy, rule, raw)
-    binding = context.for_policy(policy)
-    shown = runner.present(rule, binding, outcome)
+    if evaluates_presentation(rule, outcome):
+        shown = runner.present(rule, context.for_policy(policy), outcome)
+    else:
+        shown = Presentation(rule.message)
     return RuleResult(
         policy=policy.ref,
         rule=rule.name,

@@ -79,6 +79,8 @@ def disabled_builtins(
     annotations = (rollout or {}).get("annotations") if isinstance(rollout, dict) else None
     raw = (annotations or {}).get(DISABLE_ANNOTATION, "")
     names = {n.strip() for n in str(raw).split(",") if n.strip()}
+    if not names:
+        return frozenset(), []
     known = {r.name for p in policies if p.policy.origin is Origin.BUILTIN for r in p.rules}
     warnings = [
         Diagnostic(

@@ -39,13 +39,15 @@ def site_edges(
     horizon: datetime,
 ) -> Iterator[datetime]:
     """Ascending candidate instants in ``(now, horizon]`` for one site."""
+    if site.kind not in ("window", "relation", "accessor"):
+        raise OpaqueTime(site.text)
+    if horizon <= now:
+        return iter(())  # nothing to evaluate: no instant can fall in the range
     if site.kind == "window":
         return _window_edges(site, policy, backend, bound, facts, now, horizon)
     if site.kind == "relation":
         return iter(_relation_edges(site, backend, bound, now, horizon))
-    if site.kind == "accessor":
-        return _accessor_edges(site.unit or "", site.zone, now, horizon)
-    raise OpaqueTime(site.text)
+    return _accessor_edges(site.unit or "", site.zone, now, horizon)
 
 
 def merged(sources: Iterable[Iterator[datetime]], now: datetime) -> Iterator[datetime]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from policy_engine.cel import fusing
 from policy_engine.cel.backend import CelBackend
 from policy_engine.compiling import CompiledExpr, CompiledRule
 from policy_engine.errors import EvalError, cap
@@ -48,6 +49,22 @@ class RuleRunner:
     def __init__(self, backend: CelBackend, facts: FactSet) -> None:
         self.backend = backend
         self.facts = facts
+        self._lost: dict[int, bool] = {}
+        self._unfused: set[int] = set()
+
+    def shortcuts(self, rule: CompiledRule) -> bool:
+        """Whether fused and batched programs are worth trying for ``rule``.
+
+        Not when it reads an unavailable fact (it would fail, or need the has()
+        retry, and be evaluated part by part anyway), nor once its fused program
+        gave no result in this evaluation (the same failure tends to recur at
+        every time edge): each costs at most one call more than part by part.
+        """
+        lost = self._lost.get(id(rule))
+        if lost is None:
+            lost = bool(self.facts.errors) and self.facts.error_for(tuple(rule.reads)) is not None
+            self._lost[id(rule)] = lost
+        return not lost and id(rule) not in self._unfused
 
     def value(self, expr: CompiledExpr, binding: PolicyBinding) -> object | EvalError:
         result = self.backend.evaluate(expr.checked.program, binding.bound)
@@ -94,7 +111,16 @@ class RuleRunner:
         return EvalError("eval.type_error", f"expected bool, got {type(result).__name__}")
 
     def raw(self, rule: CompiledRule, binding: PolicyBinding) -> RawResult:
-        """when → pendingWhen → body, as §5.2 orders them."""
+        """when → pendingWhen → body, as §5.2 orders them: fused when it can be, else stepwise."""
+        if rule.fused is not None and self.shortcuts(rule):
+            found = decode_fused(rule, self.backend.evaluate(rule.fused, binding.bound))
+            if found is not None:
+                return found
+            self._unfused.add(id(rule))
+        return self.stepwise(rule, binding)
+
+    def stepwise(self, rule: CompiledRule, binding: PolicyBinding) -> RawResult:
+        """Each part on its own, so an error is reported by the part that raised it."""
         if rule.when is not None:
             when = self.boolean(rule.when, binding)
             if isinstance(when, EvalError):
@@ -148,6 +174,41 @@ class RuleRunner:
                 else:
                     outputs[name] = value
         return Presentation(message, message_error, outputs, output_errors)
+
+
+_BY_CODE = {
+    fusing.SKIPPED: RawResult(Outcome.SKIP, reason=NOT_APPLICABLE),
+    fusing.PENDING: RawResult(Outcome.PENDING),
+    fusing.PASSED: RawResult(Outcome.PASS),
+    fusing.FAILED: RawResult(Outcome.FAIL),
+}
+
+
+def decode_fused(rule: CompiledRule, value: object) -> RawResult | None:
+    """The result a fused program's value stands for; None when the parts must be run."""
+    if rule.body is not None:
+        return _BY_CODE.get(value) if type(value) is int else None
+    if type(value) is not list:
+        return None
+    if not value:
+        return _BY_CODE[fusing.SKIPPED] if rule.when is not None else None
+    if len(value) != len(rule.checks) + 1 or any(type(v) is not bool for v in value):
+        return None
+    checks = tuple(
+        CheckResult(name, v) for (name, _), v in zip(rule.checks, value[1:], strict=True)
+    )
+    if value[0]:
+        return RawResult(Outcome.PENDING, checks=checks)
+    return RawResult(
+        Outcome.PASS if fold_checks(rule.mode, checks) else Outcome.FAIL, checks=checks
+    )
+
+
+def evaluates_presentation(rule: CompiledRule, outcome: Outcome) -> bool:
+    """Whether ``present`` evaluates anything (else its message is ``rule.message``)."""
+    if rule.outputs and outcome is not Outcome.SKIP:
+        return True
+    return rule.message_expression is not None and outcome in (Outcome.FAIL, Outcome.PENDING)
 
 
 def fold_checks(mode: str, checks: tuple[CheckResult, ...]) -> bool | EvalError:

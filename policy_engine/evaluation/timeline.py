@@ -4,27 +4,31 @@ Callers: ``evaluation`` only. Implements POLICY-FORMATS.md §5.4: facts are
 frozen, only ``now`` moves up to the horizon; edges are tried in ascending
 order and the first where the result (or decision) differs is reported.
 A time-dependent ``fail`` that passes at a later edge is ``pending``.
+Raw results come from the evaluation's ``Raws`` (memoised across
+candidates); edges that do not depend on the candidate
+(``edges_per_candidate`` False) are computed once per evaluation
+(``SharedEdges``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from policy_engine.compiling import CompiledPolicy, CompiledRule
 from policy_engine.evaluation import edges
 from policy_engine.evaluation.binding import CandidateContext
 from policy_engine.evaluation.rules import RawResult, RuleRunner
+from policy_engine.evaluation.sharing import Raws, RuleKey
 from policy_engine.model.policy import Effect
 from policy_engine.model.verdict import Decision, Outcome, fold_outcomes
 
-RuleKey = tuple[int, str]
+#: edges of candidate-independent rules, shared by every candidate's timeline
+SharedEdges = dict[RuleKey, "LazyEdges | None"]
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
     """A rule taking part in the decision, with its outcome at ``now``."""
 
     policy: CompiledPolicy
@@ -38,12 +42,16 @@ class Timeline:
 
     def __init__(
         self,
-        runner: RuleRunner,
+        raws: Raws,
+        index: int,
         context: CandidateContext,
         facts: Mapping[str, Any],
         horizon: datetime,
+        shared_edges: SharedEdges | None = None,
     ) -> None:
-        self.runner = runner
+        self.raws = raws
+        self.index = index
+        self.runner: RuleRunner = raws.runner
         self.context = context
         self.facts = facts
         self.horizon = horizon
@@ -52,6 +60,7 @@ class Timeline:
         self._contexts: dict[datetime, CandidateContext] = {}
         self._raw: dict[tuple[RuleKey, datetime], RawResult] = {}
         self._edges: dict[RuleKey, LazyEdges | None] = {}
+        self._shared_edges: SharedEdges = {} if shared_edges is None else shared_edges
 
     def raw_at(self, policy: CompiledPolicy, rule: CompiledRule, instant: datetime) -> RawResult:
         key = ((id(policy), rule.name), instant)
@@ -61,16 +70,17 @@ class Timeline:
             if context is None:
                 context = self.context.at(instant)
                 self._contexts[instant] = context
-            found = self.runner.raw(rule, context.for_policy(policy))
+            found = self.raws.raw(policy, rule, context, self.index)
             self._raw[key] = found
         return found
 
     def edges_of(self, policy: CompiledPolicy, rule: CompiledRule) -> LazyEdges | None:
         """The edges of a rule within the horizon, computed on demand; None when opaque."""
         key = (id(policy), rule.name)
-        if key not in self._edges:
-            self._edges[key] = self._compute_edges(policy, rule)
-        return self._edges[key]
+        store = self._edges if rule.edges_per_candidate else self._shared_edges
+        if key not in store:
+            store[key] = self._compute_edges(policy, rule)
+        return store[key]
 
     def _compute_edges(self, policy: CompiledPolicy, rule: CompiledRule) -> LazyEdges | None:
         binding = self.context.for_policy(policy)

@@ -8,7 +8,7 @@ which arrive as ``OUT_OF_RANGE``) become ``EvalError``. Never raises from
 
 cel-expr-python 0.1.3 returns ``None`` for every CEL ``null`` in a result
 without taking a reference (CPython < 3.12 then frees ``None`` and aborts);
-``_plain`` restores exactly one reference per ``None`` it receives. A test
+``_restore_none`` restores exactly one reference per ``None`` it receives. A test
 evaluates null-bearing results thousands of times to keep this honest.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from importlib.metadata import version as dist_version
 from typing import Any
@@ -38,6 +38,9 @@ from policy_engine.errors import EvalError, cap
 
 SEMVER_MESSAGE = "tidegate.lib.Semver"
 _PLAIN = frozenset({str, int, float, bool, type(None), bytes})
+_SCALAR = frozenset({str, bytes})
+_PASSED_BACK = frozenset({str, int, float, bool, type(None), bytes, datetime, timedelta})
+_ERROR = cel.Type.ERROR
 _FUNCTION_ERROR = "tidegate.function: "
 
 
@@ -52,7 +55,7 @@ class CppProgram:
 @dataclass(slots=True)
 class CppBound:
     data: dict[str, Any]
-    activations: dict[int, Any] = field(default_factory=dict)
+    activation: Any = None
 
 
 class CppBackend:
@@ -119,33 +122,57 @@ class CppBackend:
     def bind(self, variables: Mapping[str, object], *, base: CppBound | None = None) -> CppBound:
         data = dict(base.data) if base is not None else {}
         for name, value in variables.items():
-            data[name] = self._to_native(value)
+            # a top-level aware datetime converts natively (only nested ones need a Timestamp)
+            aware = isinstance(value, datetime) and value.utcoffset() is not None
+            data[name] = value if aware else self._to_native(value)
         return CppBound(data)
 
     def evaluate(self, program: CppProgram, bound: CppBound) -> object | EvalError:
-        key = id(program.env)
-        activation = bound.activations.get(key)
+        # one activation per binding, whatever environment compiled the program: an
+        # activation holds only the data (converted lazily, once per activation), and
+        # library functions are bound to programs at compile time
+        activation = bound.activation
         if activation is None:
-            activation = program.env.Activation(bound.data)
-            bound.activations[key] = activation
+            activation = bound.activation = program.env.Activation(bound.data)
         try:
             value = program.expression.eval(activation)
         except RuntimeError as exc:  # missing variables surface as exceptions
             return _eval_error(str(exc))
-        if value.type() == cel.Type.ERROR:
+        plain: object = value.plain_value()  # an error's plain value is its message
+        kind = type(plain)
+        if kind is bool or kind is int or kind is float:
+            return plain  # the common case: never an error, no None inside
+        if value.type() == _ERROR:
             return _eval_error(str(value.value()))
-        plain: object = self._from_native(_plain(value))
-        return plain
+        if kind in _SCALAR:
+            return plain
+        converted: object = self._from_native(_restore_none(plain))
+        return converted
 
     # -- value conversion ------------------------------------------------------
     def _to_native(self, value: Any) -> Any:
         kind = type(value)
         if kind in _PLAIN:
             return value
+        # copy on write: facts are mostly plain, and a plain dict or list is passed as it is
         if kind is dict:
-            return {k: self._to_native(v) for k, v in value.items()}
+            changed: dict[Any, Any] | None = None
+            for key, item in value.items():
+                if type(item) not in _PLAIN:
+                    converted = self._to_native(item)
+                    if converted is not item:
+                        changed = changed or dict(value)
+                        changed[key] = converted
+            return value if changed is None else changed
         if kind is list or kind is tuple:
-            return [self._to_native(v) for v in value]
+            items: list[Any] | None = None if kind is list else list(value)
+            for index, item in enumerate(value):
+                if type(item) not in _PLAIN:
+                    converted = self._to_native(item)
+                    if converted is not item:
+                        items = items or list(value)
+                        items[index] = converted
+            return value if items is None else items
         if isinstance(value, datetime):
             stamp = timestamp_pb2.Timestamp()
             stamp.FromDatetime(value)
@@ -162,10 +189,13 @@ class CppBackend:
         return value
 
     def _from_native(self, value: Any) -> Any:
+        if type(value) in _PASSED_BACK:
+            return value
+        passed = _PASSED_BACK
         if isinstance(value, dict):
-            return {k: self._from_native(v) for k, v in value.items()}
+            return {k: v if type(v) in passed else self._from_native(v) for k, v in value.items()}
         if isinstance(value, list):
-            return [self._from_native(v) for v in value]
+            return [v if type(v) in passed else self._from_native(v) for v in value]
         if isinstance(value, timestamp_pb2.Timestamp):
             return value.ToDatetime(tzinfo=UTC)
         if isinstance(value, duration_pb2.Duration):
@@ -192,9 +222,8 @@ _TYPES: dict[CelType, Any] = {
 }
 
 
-def _plain(value: Any) -> Any:
-    """``Value.plain_value()`` with the reference to ``None`` the binding forgets restored."""
-    plain = value.plain_value()
+def _restore_none(plain: Any) -> Any:
+    """Restores the reference to ``None`` that ``Value.plain_value()`` forgets, once per None."""
     for _ in range(_count_none(plain)):
         _INCREF(None)
     return plain
@@ -204,10 +233,18 @@ def _count_none(value: Any) -> int:
     if value is None:
         return 1
     if isinstance(value, dict):
-        return sum(_count_none(v) for v in value.values())
-    if isinstance(value, list):
-        return sum(_count_none(v) for v in value)
-    return 0
+        items: Any = value.values()
+    elif isinstance(value, list):
+        items = value
+    else:
+        return 0
+    count = 0
+    for item in items:
+        if item is None:
+            count += 1
+        elif isinstance(item, dict | list):
+            count += _count_none(item)
+    return count
 
 
 _INCREF = ctypes.pythonapi.Py_IncRef

@@ -11,7 +11,7 @@ Static analysis only; never evaluates.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from policy_engine.cel.backend import Program
 from policy_engine.cel.parsing import Node
@@ -53,6 +53,8 @@ class TimeSite:
     fixed: Program | None = None
     unit: str | None = None
     zone: str | None = None
+    #: the site's text names ``release`` (its edges may then differ between candidates)
+    reads_release: bool = True
 
 
 Compile = Callable[[str], Program | None]
@@ -77,7 +79,8 @@ def _visit(node: Node, compile_part: Compile, sites: list[TimeSite], bound: froz
         return
     site = _site(node, compile_part, bound)
     if site is not None:
-        sites.append(site)
+        release = any(n.kind == "ident" and n.name == "release" for n in node.walk())
+        sites.append(replace(site, reads_release=release))
         return
     if (node.kind == "ident" and node.name == "now") or (
         node.kind == "call" and node.name == "since"
