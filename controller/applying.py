@@ -253,7 +253,12 @@ class Writer:
         """Create, merge-patch or delete a whole object (gates owned by schedules)."""
         if isinstance(action, CreateObject):
             path = (await self.resource(action.kind)).path(action.namespace)
-            await self._request("POST", path, dict(action.body))
+            try:
+                await self._request("POST", path, dict(action.body))
+            except ApiError as exc:
+                if exc.status == 409 and action.body.get("metadata", {}).get("name"):
+                    return False  # already created by an earlier pass
+                raise
             return True
         if isinstance(action, MergePatch):
             await self._request(

@@ -27,6 +27,10 @@ HEALTHCHECKS = "healthchecks.kuberik.com"
 ROLLOUTGATES = "rolloutgates.kuberik.com"
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
 OCIREPOSITORIES = "ocirepositories.source.toolkit.fluxcd.io"
+IMAGEPOLICIES = "imagepolicies.image.toolkit.fluxcd.io"
+ROLLOUTSCHEDULES = "rolloutschedules.kuberik.com"
+CLUSTERROLLOUTSCHEDULES = "clusterrolloutschedules.kuberik.com"
+NAMESPACES = "namespaces"
 FIELD_MANAGER = "tidegate"
 
 

@@ -10,20 +10,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.api import actions as kinds
 from controller.api.actions import ObjectKey
 from controller.planning.deploying import SOURCE_KEY, SUBSTITUTE_KEY
 from controller.planning.schedules import windows_for_rollout
 from controller.selectors import selects
 from evaluators.base import Object, ObjectReader
 
-IMAGE_POLICIES = "imagepolicies.image.toolkit.fluxcd.io"
-GATES = "rolloutgates.kuberik.com"
-HEALTH_CHECKS = "healthchecks.kuberik.com"
-KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
-OCI_REPOSITORIES = "ocirepositories.source.toolkit.fluxcd.io"
-NAMESPACES = "namespaces"
-SCHEDULES = "rolloutschedules.kuberik.com"
-CLUSTER_SCHEDULES = "clusterrolloutschedules.kuberik.com"
+IMAGE_POLICIES = kinds.IMAGEPOLICIES
+GATES = kinds.ROLLOUTGATES
+HEALTH_CHECKS = kinds.HEALTHCHECKS
+KUSTOMIZATIONS = kinds.KUSTOMIZATIONS
+OCI_REPOSITORIES = kinds.OCIREPOSITORIES
+NAMESPACES = kinds.NAMESPACES
+SCHEDULES = kinds.ROLLOUTSCHEDULES
+CLUSTER_SCHEDULES = kinds.CLUSTERROLLOUTSCHEDULES
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,8 @@ and requeues at the exact next transition.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -40,7 +42,7 @@ async def reconcile_schedule(key: ObjectKey, rt: Runtime) -> datetime | None:
     existing = [g for g in rt.reader.list(ROLLOUTGATES) if _owned_by(g, schedule)]
     changes = schedules.gate_changes(existing, desired, schedule=schedule)
     actions: list[Action] = [
-        CreateObject(ROLLOUTGATES, g["metadata"]["namespace"], g) for g in changes.create
+        CreateObject(ROLLOUTGATES, g["metadata"]["namespace"], named(g)) for g in changes.create
     ]
     actions += [
         MergePatch(ObjectKey(ROLLOUTGATES, u.namespace, u.name), u.patch) for u in changes.update
@@ -57,6 +59,19 @@ async def reconcile_schedule(key: ObjectKey, rt: Runtime) -> datetime | None:
     if actions:
         await rt.writer.apply(Plan(tuple(actions)))
     return schedules.schedule_status(schedule, rollouts, namespaces, now).requeue_at
+
+
+def named(gate: Mapping[str, Any]) -> dict[str, Any]:
+    """The gate with a stable name ``schedule-gate-<hash>`` in place of ``generateName``.
+
+    Two passes that both see the gate missing (the store lags the create) then
+    create the same name, and the second gets AlreadyExists instead of a twin gate.
+    """
+    meta = dict(gate["metadata"])
+    prefix = meta.pop("generateName", "schedule-gate-")
+    identity = json.dumps([*sorted(meta.get("labels", {}).items()), meta.get("namespace")])
+    meta["name"] = prefix + hashlib.sha256(identity.encode()).hexdigest()[:10]
+    return {**gate, "metadata": meta}
 
 
 def _owned_by(gate: Mapping[str, Any], schedule: Mapping[str, Any]) -> bool:

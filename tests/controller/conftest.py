@@ -31,6 +31,7 @@ if str(_CLUSTER_DIR) not in sys.path:  # tests/cluster is not a package
 
 from faultproxy import FaultProxy  # noqa: E402
 from kubecluster import KubeCluster, KubeClusterError, new_api_client  # noqa: E402
+from world import World  # noqa: E402
 
 KUBE_STASH = pytest.StashKey[KubeCluster]()
 
@@ -88,6 +89,12 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> str
     )
     client.CoreV1Api(kube_api).create_namespace(body)
     return name
+
+
+@pytest.fixture
+def world(kube: KubeCluster, namespace: str) -> World:
+    """The test namespace as Flux and the HealthCheck producers see it (see world.py)."""
+    return World(kube, namespace)
 
 
 @pytest.fixture

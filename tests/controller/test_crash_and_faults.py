@@ -31,11 +31,6 @@ RUN = (
 )
 
 
-@pytest.fixture
-def world(kube: KubeCluster, namespace: str) -> World:
-    return World(kube, namespace)
-
-
 def substitute(world: World) -> str:
     ks = world.get(FLUX_KUSTOMIZE, "kustomizations", "app")
     return str(ks["spec"]["postBuild"]["substitute"].get("APP"))

@@ -30,11 +30,6 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def world(kube: KubeCluster, namespace: str) -> World:
-    return World(kube, namespace)
-
-
-@pytest.fixture
 def controller(
     kube: KubeCluster, namespace: str, clock: ManualClock
 ) -> Iterator[ControllerHarness]:

@@ -23,11 +23,6 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def world(kube: KubeCluster, namespace: str) -> World:
-    return World(kube, namespace)
-
-
-@pytest.fixture
 def controller(
     kube: KubeCluster, namespace: str, clock: ManualClock
 ) -> Iterator[ControllerHarness]:
@@ -60,8 +55,11 @@ def test_an_allow_schedule_owns_one_gate_that_follows_the_window(
         return found
 
     controller.wait_until(lambda: len(schedule_gates(world)) == 1, what="one schedule gate")
-    controller.wait_until(lambda: schedule_status().get("active") is True, what="schedule status")
+    controller.wait_until(
+        lambda: len(schedule_status().get("managedGates") or []) == 1, what="schedule status"
+    )
     [gate] = schedule_gates(world)
+    assert gate["metadata"]["name"] in schedule_status()["managedGates"]
     assert gate["spec"] == {"rolloutRef": {"name": "r"}, "passing": True}
     labels = gate["metadata"]["labels"]
     assert labels["gate.kuberik.com/schedule-name"] == "hours"
