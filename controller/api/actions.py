@@ -7,12 +7,14 @@ Callers: ``planning`` builds Plans; ``applying`` runs their actions;
 Order and meaning (ARCHITECTURE.md §7, crash safety):
 1. ``WriteStatus`` first (write-ahead), replacing ``status`` wholesale under a
    ``resourceVersion`` precondition (a mismatch is a conflict: re-plan now);
-2. convergent server-side applies (``ApplySubstitute``, ``SetSourceTag``),
-   field manager ``tidegate``, forced, only the named field;
-3. ``ResetHealthCheck`` status writes;
-4. ``RemoveAnnotations`` (one-shot keys, only if they still hold the value seen);
-5. ``PostEvent`` (only after the status write succeeded).
-If an action fails, the ones after it are not run.
+2. ``PostEvent`` for what that status records (best effort, never failing the
+   plan, so what happened is told even if a later write conflicts);
+3. convergent server-side applies (``ApplySubstitute``, ``SetSourceTag``),
+   forced, only the named field; object creates, patches and deletes;
+4. ``PatchStatus`` of other objects (HealthCheck resets, planned again on every
+   pass while they are due, so a conflict loses nothing);
+5. ``RemoveAnnotations`` (one-shot keys, only if they still hold the value seen).
+If an action other than an event fails, the ones after it are not run.
 """
 
 from __future__ import annotations

@@ -194,6 +194,10 @@ def _plan(prepared: Prepared, evaluation: Evaluation | None) -> Plan:
                 prepared.observed.key, str(meta.get("resourceVersion", "")), prepared.status
             )
         )
+    happenings = prepared.happenings + condition_events(
+        before.get("conditions") or [], prepared.status.get("conditions") or []
+    )
+    actions += [_event(prepared, h) for h in happenings]
     if prepared.history:
         tag = prepared.history[0]["version"]["tag"]
         actions += flux_actions(
@@ -201,11 +205,9 @@ def _plan(prepared: Prepared, evaluation: Evaluation | None) -> Plan:
         )
     actions += [a for a in prepared.actions if not isinstance(a, RemoveAnnotations)]
     actions += [a for a in prepared.actions if isinstance(a, RemoveAnnotations) and a.expected]
-    happenings = prepared.happenings + condition_events(
-        before.get("conditions") or [], prepared.status.get("conditions") or []
-    )
-    actions += [_event(prepared, h) for h in happenings]
-    return Plan(tuple(actions), _requeue_at(prepared, evaluation))
+    unique = {a.key: a for a in reversed(actions)}
+    ordered = tuple(a for a in actions if unique.get(a.key) is a)
+    return Plan(ordered, _requeue_at(prepared, evaluation))
 
 
 def _event(prepared: Prepared, happening: Happening) -> PostEvent:

@@ -200,6 +200,10 @@ def _advance_bake(prepared: Prepared) -> None:
     history = prepared.history
     if not history:
         return
+    if history[0].get("bakeStatus") == "Deploying":
+        # The §5.1 reset, kept convergent: a reset lost to a conflict or a crash is
+        # planned again on the next pass, as long as the entry waits for health.
+        prepared.actions += reset_health_checks(prepared, bake.cutoff(history[0]))
     recovery = is_true(prepared.status.get("conditions") or [], "BakeFailureDisabled")
     spec = prepared.observed.rollout.get("spec") or {}
     step = bake.advance(history[0], spec, prepared.observed.health_checks, recovery, prepared.now)

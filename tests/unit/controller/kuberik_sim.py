@@ -211,6 +211,10 @@ class Sim:
         )
         return status
 
+    def hc_status_or_none(self, name: str = "hc", namespace: str = "ns") -> dict[str, Any] | None:
+        found = self.store.get(HEALTH_CHECKS, namespace, name)
+        return None if found is None else dict(found.get("status") or {})
+
     def put(self, obj: dict[str, Any]) -> None:
         self.store.put(obj)
 

@@ -561,3 +561,16 @@ def test_deny_window_holds_the_release_until_it_opens_to_the_second(engine: Poli
     assert plan.requeue_at == T0.replace(hour=9)
     sim.reconcile(T0.replace(hour=9))
     assert sim.tags() == ["0.2.0", "0.1.0"]
+
+
+def test_a_lost_health_check_reset_is_planned_again(engine: PolicyEngine) -> None:
+    sim = Sim(
+        engine, bakeTime="5m", healthCheckSelector={"selector": {"matchLabels": {"app": "r"}}}
+    )
+    sim.observe("0.1.0")
+    assert sim.hc_status_or_none() is None
+    sim.health_check("Healthy", changed=T0 - timedelta(hours=1))  # the reset never landed
+    sim.reconcile()
+    assert sim.hc_status()["status"] == "Pending"
+    assert sim.hc_status()["message"] == "Health check reset due to new deployment"
+    assert sim.history[0]["bakeStatus"] == "Deploying"
