@@ -36,6 +36,7 @@ from controller.reconciling import Runtime, reconcile
 from controller.stores import WATCHED_KINDS, Stores
 from evaluators import _http
 from evaluators.base import Clock
+from evaluators.oci import OciMetadataSource
 from policy_engine import select_backend
 
 LOG = logging.getLogger("tidegate.main")
@@ -275,6 +276,7 @@ def _runtime(config: ControllerConfig, clock: Clock, stores: Stores, metrics: Me
     decision_log = None
     if config.decision_log is not None:
         decision_log = DecisionLog(config.decision_log, config.decision_log_max_bytes)
+    http = _http.make_client()
     return Runtime(
         clock=clock,
         reader=stores,
@@ -282,7 +284,8 @@ def _runtime(config: ControllerConfig, clock: Clock, stores: Stores, metrics: Me
         engine=PolicyEngine(select_backend(config.cel_backend).backend),
         decision_log=decision_log,
         metrics=metrics,
-        http=_http.make_client(),
+        http=http,
+        oci=OciMetadataSource(http),
         prometheus_url=config.prometheus_url,
         prometheus_allowed=config.prometheus_allowed,
     )

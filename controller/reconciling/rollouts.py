@@ -7,6 +7,7 @@ nothing itself; never reads the wall clock (the Runtime's clock is injected).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from controller.applying import ApplyConflict
 from controller.planning import Prepared, decide, observe, prepare, recording
 from controller.planning.facts import facts_of
 from controller.policies import PolicyEngine, PolicySet
+from controller.reconciling.releases import new_release_metadata
 from controller.reconciling.runtime import Runtime
 from policy_engine import Evaluation, FactSet
 
@@ -30,7 +32,8 @@ async def reconcile_rollout(key: ObjectKey, rt: Runtime) -> datetime | None:
         return None
     now = rt.clock.now()
     started = time.perf_counter()
-    observed = observe(rt.reader, rollout)
+    metadata = await new_release_metadata(rollout, rt)
+    observed = dataclasses.replace(observe(rt.reader, rollout), metadata=metadata)
     prepared = prepare(observed, now)
     policy_set = rt.engine.policies_for(rt.reader, key.namespace)
     facts = None if prepared.stopped else facts_of(observed, prepared, now)

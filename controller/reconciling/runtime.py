@@ -16,6 +16,7 @@ from controller.decisionlog import DecisionLog
 from controller.metrics import Metrics
 from controller.policies import PolicyEngine
 from evaluators.base import Clock, ObjectReader
+from evaluators.oci import OciMetadataSource
 
 
 @dataclass
@@ -29,6 +30,7 @@ class Runtime:
     decision_log: DecisionLog | None = None
     metrics: Metrics | None = None
     http: httpx.AsyncClient | None = None
+    oci: OciMetadataSource | None = None
     prometheus_url: str | None = None
     prometheus_allowed: Sequence[str] | None = None
     logged: dict[tuple[str | None, str], tuple[object, ...]] = field(default_factory=dict)
