@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from controller.api.actions import HEALTHCHECKS, KUSTOMIZATIONS, ObjectKey, PatchStatus, Plan
-from controller.applying import ApiError
+from controller.applying import ApiError, ApplyConflict
 from controller.planning import healthchecks as classes
 from controller.reconciling.runtime import Runtime
 from evaluators.base import FactError
@@ -40,7 +40,11 @@ async def reconcile_health_check(key: ObjectKey, rt: Runtime) -> datetime | None
     changes = classes.status_changes(hc.get("status") or {}, verdict, now)
     if changes:
         rv = str(hc["metadata"].get("resourceVersion", ""))
-        await rt.writer.apply(Plan((PatchStatus(key, rv, changes),)))
+        outcome = await rt.writer.apply(Plan((PatchStatus(key, rv, changes),)))
+        if isinstance(outcome.error, ApplyConflict):
+            return now  # the store lagged: evaluate again on the fresh object
+        if outcome.error is not None:
+            raise outcome.error
     return now + classes.requeue_interval(hc)
 
 
