@@ -26,7 +26,7 @@ from policy_engine.errors import (
 
 VERSION = "0.1.0"
 EXTRA_OF = {
-    "record": "evaluators",
+    "record": "controller",
     "run": "controller",
     "demo": "controller",
 }
