@@ -20,6 +20,7 @@ CANDIDATE_ORDER = "tidegate.dev/candidate-order"
 SEQUENTIAL = "tidegate.dev/sequential"
 ROLLBACK_ON_FAILURE = "tidegate.dev/rollback-on-failure"
 MARK_SUCCESSFUL = "tidegate.dev/mark-successful"
+APPROVE = "tidegate.dev/approve"
 
 CONSUMED_BY_DEPLOY = (BYPASS_GATES, UNBLOCK_FAILED, FORCE_DEPLOY, DEPLOY_MESSAGE, DEPLOY_USER)
 

@@ -11,12 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from controller.api.actions import Action, ObjectKey, PatchStatus, RemoveAnnotations
+from controller.api.actions import (
+    ROLLOUTGATES,
+    Action,
+    MergePatch,
+    ObjectKey,
+    PatchStatus,
+    RemoveAnnotations,
+)
 from controller.conditions import is_true, set_condition
-from controller.events import Happening
+from controller.events import Happening, normal, warning
 from controller.planning import bake, releases
-from controller.planning.gates import GateView, gate_view
-from controller.planning.intents import MARK_SUCCESSFUL, RETRY, Intents, read_intents
+from controller.planning.gates import APPROVAL, GateView, gate_view
+from controller.planning.intents import APPROVE, MARK_SUCCESSFUL, RETRY, Intents, read_intents
 from controller.planning.observing import Observed
 
 HEALTH_CHECKS = "healthchecks.kuberik.com"
@@ -66,6 +73,7 @@ def prepare(observed: Observed, now: datetime) -> Prepared:
     status = copy.deepcopy(dict(observed.rollout.get("status") or {}))
     prepared = Prepared(observed, read_intents(observed.rollout), status, now)
     _one_shot_bake_intents(prepared)
+    _approvals(prepared)
     if not _releases(prepared):
         prepared.stopped = True
         _advance_bake(prepared)
@@ -99,6 +107,33 @@ def _one_shot_bake_intents(prepared: Prepared) -> None:
         prepared.actions.append(
             RemoveAnnotations(_rollout_key(prepared), {MARK_SUCCESSFUL: intents.mark_successful})
         )
+
+
+def _approvals(prepared: Prepared) -> None:
+    """[T] ``tidegate.dev/approve: tag[,tag]``: appended to every approval gate, then removed."""
+    value = prepared.intents.annotations.get(APPROVE)
+    if value is None:
+        return
+    tags = [t.strip() for t in value.split(",") if t.strip()]
+    gates = [
+        g for g in prepared.observed.gates
+        if (g["metadata"].get("annotations") or {}).get(APPROVAL) == "true"
+    ]  # fmt: skip
+    if not gates:
+        prepared.happenings.append(
+            warning("ApprovalIgnored", f"no approval gate (annotation {APPROVAL}) for {value}")
+        )
+    for gate in gates:
+        listed = [str(v) for v in (gate.get("spec") or {}).get("allowedVersions") or []]
+        wanted = listed + [t for t in tags if t not in listed]
+        meta = gate["metadata"]
+        if wanted != listed:
+            key = ObjectKey(ROLLOUTGATES, meta.get("namespace"), meta["name"])
+            prepared.actions.append(MergePatch(key, {"spec": {"allowedVersions": wanted}}))
+        prepared.happenings.append(
+            normal("ApprovalRecorded", f"approved {', '.join(tags)} on gate {meta['name']}")
+        )
+    prepared.actions.append(RemoveAnnotations(_rollout_key(prepared), {APPROVE: value}))
 
 
 def reset_health_checks(prepared: Prepared, start: datetime) -> list[Action]:

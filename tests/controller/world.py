@@ -78,7 +78,12 @@ class World:
         self._patch(f"{KUBERIK.format(ns=self.ns)}/rollouts/r", {"spec": spec})
 
     def gate(
-        self, name: str, *, passing: bool | None = None, allowed: list[str] | None = None
+        self,
+        name: str,
+        *,
+        passing: bool | None = None,
+        allowed: list[str] | None = None,
+        annotations: dict[str, str] | None = None,
     ) -> None:
         spec: dict[str, Any] = {"rolloutRef": {"name": "r"}}
         if passing is not None:
@@ -92,7 +97,7 @@ class World:
         body = {
             "apiVersion": "kuberik.com/v1alpha1",
             "kind": "RolloutGate",
-            "metadata": {"name": name},
+            "metadata": {"name": name, "annotations": annotations or {}},
         }
         self._create(KUBERIK, "rolloutgates", {**body, "spec": spec})
 

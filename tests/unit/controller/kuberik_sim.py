@@ -17,6 +17,7 @@ from typing import Any
 
 from controller.api.actions import (
     ApplySubstitute,
+    MergePatch,
     ObjectKey,
     PatchStatus,
     Plan,
@@ -244,7 +245,9 @@ class Sim:
         for _ in range(passes):
             plan = self.reconcile(at)
             if not any(
-                isinstance(a, WriteStatus | PatchStatus | ApplySubstitute | SetSourceTag)
+                isinstance(
+                    a, WriteStatus | PatchStatus | ApplySubstitute | SetSourceTag | MergePatch
+                )
                 for a in plan.actions
             ):
                 return
@@ -287,6 +290,11 @@ class Sim:
             self.store.put(target)
         elif isinstance(action, PostEvent):
             self.events.append((action.type, action.reason, action.message))
+        elif isinstance(action, MergePatch):
+            target = self._target(action.target)
+            for section, changes in action.patch.items():
+                target.setdefault(section, {}).update(changes)
+            self.store.put(target)
 
     def _target(self, key: ObjectKey) -> dict[str, Any]:
         return self.store.mutable(key.kind, key.namespace, key.name)

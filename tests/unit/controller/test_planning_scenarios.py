@@ -574,3 +574,29 @@ def test_a_lost_health_check_reset_is_planned_again(engine: PolicyEngine) -> Non
     assert sim.hc_status()["status"] == "Pending"
     assert sim.hc_status()["message"] == "Health check reset due to new deployment"
     assert sim.history[0]["bakeStatus"] == "Deploying"
+
+
+def test_an_approval_gate_waits_for_an_explicit_approval(engine: PolicyEngine) -> None:
+    sim = Sim(engine)
+    sim.observe("0.1.0")
+    sim.gate("qa", **{"tidegate.dev/approval": "true"})
+    sim.observe("0.2.0")
+    assert sim.tags() == ["0.1.0"]
+    sim.annotate(**{"tidegate.dev/approve": "0.2.0"})
+    sim.settle()
+    gate = sim.store.get("rolloutgates.kuberik.com", "ns", "qa")
+    assert gate is not None
+    assert gate["spec"]["allowedVersions"] == ["0.2.0"]
+    assert "tidegate.dev/approve" not in sim.rollout["metadata"]["annotations"]
+    assert "ApprovalRecorded" in sim.reasons()
+    assert sim.tags() == ["0.2.0", "0.1.0"]
+
+
+def test_without_the_approval_mark_a_gate_without_a_list_passes(engine: PolicyEngine) -> None:
+    sim = Sim(engine)
+    sim.observe("0.1.0")
+    sim.gate("plain")
+    sim.annotate(**{"tidegate.dev/approve": "0.2.0"})
+    sim.observe("0.2.0")
+    assert sim.tags() == ["0.2.0", "0.1.0"]
+    assert "ApprovalIgnored" in sim.reasons()
