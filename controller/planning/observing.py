@@ -95,7 +95,7 @@ def _names(obj: Object, rollout: str, *, substitute: bool) -> bool:
     annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
     if not substitute:
         return annotations.get(SOURCE_KEY) == rollout
-    return any(SUBSTITUTE_KEY.match(k) and v == rollout for k, v in annotations.items())
+    return any(v == rollout and SUBSTITUTE_KEY.match(k) for k, v in annotations.items())
 
 
 def selected_health_checks(reader: ObjectReader, rollout: Object) -> tuple[Object, ...]:
