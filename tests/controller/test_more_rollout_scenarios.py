@@ -44,8 +44,7 @@ def test_gates_allowing_nothing_in_common_block_with_no_allowed_versions(
     deployed(world, controller, "0.1.0")
     world.gate("a", allowed=["0.3.0"])
     world.gate("b", allowed=["0.2.0"])
-    world.observe("0.2.0")
-    world.observe("0.3.0")
+    world.observe_each("0.2.0", "0.3.0")
     controller.wait_until(
         lambda: world.condition("GatesPassing").get("reason") == "NoAllowedVersions", what="blocked"
     )
@@ -60,8 +59,7 @@ def test_bypass_gates_deploys_the_named_candidate_once(
     world.rollout()
     deployed(world, controller, "0.1.0")
     world.gate("closed", passing=False)
-    world.observe("0.2.0")
-    world.observe("0.3.0")
+    world.observe_each("0.2.0", "0.3.0")
     controller.wait_until(
         lambda: world.condition("GatesPassing").get("status") == "False", what="closed"
     )

@@ -65,8 +65,7 @@ def test_one_in_flight_then_the_newest_candidate_at_bake_end(
     world.rollout(bakeTime="1h")
     world.observe("0.1.0")
     controller.wait_until(lambda: world.entry().get("bakeStatus") == "InProgress", what="baking")
-    world.observe("0.2.0")
-    world.observe("0.3.0")
+    world.observe_each("0.2.0", "0.3.0")
     controller.wait_until(
         lambda: (
             [c["tag"] for c in world.status.get("releaseCandidates") or []] == ["0.3.0", "0.2.0"]
@@ -149,8 +148,7 @@ def test_sequential_ships_every_version(world: World, controller: ControllerHarn
     world.annotate(**{"tidegate.dev/sequential": "true"})
     deployed(world, controller, "1.0.0")
     world.gate("hold", passing=False)
-    world.observe("1.1.0")
-    world.observe("1.2.0")
+    world.observe_each("1.1.0", "1.2.0")
     controller.wait_until(
         lambda: len(world.status.get("releaseCandidates") or []) == 2, what="two candidates"
     )

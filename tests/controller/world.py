@@ -9,6 +9,7 @@ non-test code.
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime
 from typing import Any
 
@@ -69,6 +70,19 @@ class World:
         """Flux's image-reflector: the ImagePolicy's latestRef moves to ``tag``."""
         path = f"{FLUX_IMAGE.format(ns=self.ns)}/imagepolicies/p/status"
         self._patch(path, {"status": {"latestRef": {"name": "registry.local/app", "tag": tag}}})
+
+    def observe_each(self, *tags: str, timeout: float = 30.0) -> None:
+        """Moves latestRef through ``tags``, each once the controller recorded the previous one.
+
+        Only observed ``latestRef`` tags exist (KUBERIK-SEMANTICS.md §4.3): a tag replaced
+        before any reconcile saw it is never a release, so tests wait between moves.
+        """
+        for tag in tags:
+            self.observe(tag)
+            deadline = time.monotonic() + timeout
+            while tag not in [r.get("tag") for r in self.status.get("availableReleases") or []]:
+                assert time.monotonic() < deadline, f"{tag} was not recorded in {timeout} s"
+                time.sleep(0.05)
 
     def annotate(self, **annotations: str | None) -> None:
         path = f"{KUBERIK.format(ns=self.ns)}/rollouts/r"
