@@ -126,3 +126,18 @@ def pytest_terminal_summary(
             f"{cluster.startup_seconds:.1f} s; binaries {cluster.bin_dir}, etcd {cluster.etcd_bin}"
             f"{'' if cluster.watch_cache else ' (old etcd: watch cache off)'}"
         )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Ignores ResourceWarnings for unclosed sockets in the controller tests only.
+
+    kopf's aiohttp session sometimes orphans a connection when the operator stops
+    about a second after starting (kopf 1.45); the socket is collected at a random
+    later moment and, under ``-W error``, fails whichever test is then running
+    (seen once in CI through the fault proxy). The harness already collects
+    orphans after each run; this covers the ones still referenced at that moment.
+    """
+    ignore = pytest.mark.filterwarnings("ignore:unclosed:ResourceWarning")
+    for item in items:
+        if "tests/controller/" in str(item.path):
+            item.add_marker(ignore)
