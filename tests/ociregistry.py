@@ -11,10 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import HTTPError, URLError
@@ -22,6 +19,7 @@ from urllib.request import urlopen
 
 import oras.client
 import pytest
+from promserver import free_port, wait_for
 
 READY_TIMEOUT = 30.0
 REPOSITORY = "tidegate/app"
@@ -32,22 +30,6 @@ RELEASE_TYPE = "application/vnd.tidegate.release.v1"
 INDEX_TYPE = "application/vnd.oci.image.index.v1+json"
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 INSTALL_HINT = "docker-registry not installed: apt-get install -y docker-registry"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for(what: str, check: Callable[[], bool], timeout: float = READY_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout:g}s waiting for {what}")
 
 
 def release_annotations(version: str) -> dict[str, str]:
@@ -173,7 +155,7 @@ def start_registry(root: Path, credentials: tuple[str, str] | None = None) -> Re
     binary = shutil.which("docker-registry")
     if binary is None:
         pytest.fail(INSTALL_HINT)
-    port = _free_port()
+    port = free_port()
     auth = ""
     if credentials is not None:
         (root / "htpasswd").write_text(_htpasswd_line(*credentials))
@@ -203,7 +185,7 @@ def start_registry(root: Path, credentials: tuple[str, str] | None = None) -> Re
             return False
 
     try:
-        _wait_for(f"docker-registry on {registry.host}/v2/", ready)
+        wait_for(f"docker-registry on {registry.host}/v2/", ready)
     except BaseException:
         registry.stop()
         raise

@@ -29,7 +29,9 @@ _CLUSTER_DIR = Path(__file__).resolve().parents[1] / "cluster"
 if str(_CLUSTER_DIR) not in sys.path:  # tests/cluster is not a package
     sys.path.insert(0, str(_CLUSTER_DIR))
 
+from clocks import ManualClock  # noqa: E402
 from faultproxy import FaultProxy  # noqa: E402
+from harness import ControllerHarness  # noqa: E402
 from kubecluster import KubeCluster, KubeClusterError, new_api_client  # noqa: E402
 from world import World  # noqa: E402
 
@@ -95,6 +97,21 @@ def namespace(kube_api: client.ApiClient, request: pytest.FixtureRequest) -> str
 def world(kube: KubeCluster, namespace: str) -> World:
     """The test namespace as Flux and the HealthCheck producers see it (see world.py)."""
     return World(kube, namespace)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The controller's clock; a test module may override it (e.g. to start at 10:00)."""
+    return ManualClock()
+
+
+@pytest.fixture
+def controller(
+    kube: KubeCluster, namespace: str, clock: ManualClock
+) -> Iterator[ControllerHarness]:
+    """The real controller in-process, watching the test's namespace, on ``clock``."""
+    with ControllerHarness(kube.admin_kubeconfig, clock, namespace) as running:
+        yield running
 
 
 @pytest.fixture

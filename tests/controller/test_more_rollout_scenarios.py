@@ -6,42 +6,20 @@ ManualClock; the test plays Flux and the HealthCheck producers.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from clocks import ManualClock
 from harness import ControllerHarness
-from kubecluster import KubeCluster
 from world import KUBERIK, World
 
 SELECT_HC = {"selector": {"matchLabels": {"app": "r"}}}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def controller(
-    kube: KubeCluster, namespace: str, clock: ManualClock
-) -> Iterator[ControllerHarness]:
-    with ControllerHarness(kube.admin_kubeconfig, clock, namespace) as running:
-        yield running
-
-
-def deployed(world: World, controller: ControllerHarness, *tags: str) -> None:
-    for tag in tags:
-        world.observe(tag)
-        controller.wait_until(lambda t=tag: world.tags()[:1] == [t], what=f"{tag} deployed")  # type: ignore[misc]
 
 
 def test_gates_allowing_nothing_in_common_block_with_no_allowed_versions(
     world: World, controller: ControllerHarness
 ) -> None:
     world.rollout()
-    deployed(world, controller, "0.1.0")
+    world.deploy_each(controller.wait_until, "0.1.0")
     world.gate("a", allowed=["0.3.0"])
     world.gate("b", allowed=["0.2.0"])
     world.observe_each("0.2.0", "0.3.0")
@@ -57,7 +35,7 @@ def test_bypass_gates_deploys_the_named_candidate_once(
     world: World, controller: ControllerHarness
 ) -> None:
     world.rollout()
-    deployed(world, controller, "0.1.0")
+    world.deploy_each(controller.wait_until, "0.1.0")
     world.gate("closed", passing=False)
     world.observe_each("0.2.0", "0.3.0")
     controller.wait_until(
@@ -76,7 +54,7 @@ def test_an_approval_gate_waits_for_tidegate_approve(
     world: World, controller: ControllerHarness
 ) -> None:
     world.rollout()
-    deployed(world, controller, "0.1.0")
+    world.deploy_each(controller.wait_until, "0.1.0")
     world.gate("qa", annotations={"tidegate.dev/approval": "true"})
     world.observe("0.2.0")
     controller.wait_until(
@@ -91,7 +69,7 @@ def test_an_approval_gate_waits_for_tidegate_approve(
 
 def test_up_to_date_is_not_an_alarm(world: World, controller: ControllerHarness) -> None:
     world.rollout()
-    deployed(world, controller, "0.1.0")
+    world.deploy_each(controller.wait_until, "0.1.0")
     controller.wait_until(
         lambda: world.condition("GatesPassing").get("reason") == "UpToDate", what="UpToDate"
     )
@@ -124,7 +102,7 @@ def test_force_deploy_of_an_unobserved_tag_fails_and_of_the_current_one_is_clear
     world: World, controller: ControllerHarness
 ) -> None:
     world.rollout()
-    deployed(world, controller, "1.0.0", "2.0.0")
+    world.deploy_each(controller.wait_until, "1.0.0", "2.0.0")
     world.annotate(**{"rollout.kuberik.com/force-deploy": "3.0.0"})
     controller.wait_until(
         lambda: world.condition("Ready").get("reason") == "RolloutFailed", what="RolloutFailed"
@@ -167,7 +145,7 @@ def test_a_health_error_fails_the_bake_and_unblock_lets_the_next_release_through
 
 def test_history_is_capped_and_ids_continue(world: World, controller: ControllerHarness) -> None:
     world.rollout(versionHistoryLimit=3)
-    deployed(world, controller, "0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0")
+    world.deploy_each(controller.wait_until, "0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0")
     assert [e["id"] for e in world.status["history"]] == [5, 4, 3]
 
 

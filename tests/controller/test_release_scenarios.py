@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -13,25 +12,6 @@ from world import FLUX_KUSTOMIZE, FLUX_SOURCE, KUBERIK, World
 
 SELECT_HC = {"selector": {"matchLabels": {"app": "r"}}}
 MERGE = "application/merge-patch+json"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def controller(
-    kube: KubeCluster, namespace: str, clock: ManualClock
-) -> Iterator[ControllerHarness]:
-    with ControllerHarness(kube.admin_kubeconfig, clock, namespace) as running:
-        yield running
-
-
-def deployed(world: World, controller: ControllerHarness, *tags: str) -> None:
-    for tag in tags:
-        world.observe(tag)
-        controller.wait_until(lambda t=tag: world.tags()[:1] == [t], what=f"{tag} deployed")  # type: ignore[misc]
 
 
 def seed_releases(world: World, *tags: str) -> None:
@@ -134,7 +114,7 @@ def test_an_unrankable_pin_freezes_automation_until_a_manual_deploy(
 
 def test_policy_order_never_downgrades(world: World, controller: ControllerHarness) -> None:
     world.rollout()
-    deployed(world, controller, "1.10.0")
+    world.deploy_each(controller.wait_until, "1.10.0")
     world.observe("1.9.0")
     controller.wait_until(
         lambda: len(world.status.get("availableReleases") or []) == 2, what="1.9.0 observed"
@@ -146,7 +126,7 @@ def test_policy_order_never_downgrades(world: World, controller: ControllerHarne
 def test_sequential_ships_every_version(world: World, controller: ControllerHarness) -> None:
     world.rollout()
     world.annotate(**{"tidegate.dev/sequential": "true"})
-    deployed(world, controller, "1.0.0")
+    world.deploy_each(controller.wait_until, "1.0.0")
     world.gate("hold", passing=False)
     world.observe_each("1.1.0", "1.2.0")
     controller.wait_until(
@@ -161,13 +141,13 @@ def test_a_pin_wins_over_force_deploy_and_stale_users_do_not_stick(
 ) -> None:
     world.rollout()
     world.annotate(**{"rollout.kuberik.com/deploy-user": "bob"})
-    deployed(world, controller, "0.1.0")
+    world.deploy_each(controller.wait_until, "0.1.0")
     assert world.entry()["triggeredBy"] == {"kind": "System", "name": "rollout-controller"}
     controller.wait_until(
         lambda: "rollout.kuberik.com/deploy-user" not in world.annotations,
         what="stale user removed",
     )
-    deployed(world, controller, "0.2.0")
+    world.deploy_each(controller.wait_until, "0.2.0")
     world.annotate(**{"rollout.kuberik.com/force-deploy": "0.2.0"})
     world.set_spec(wantedVersion="0.1.0")
     controller.wait_until(lambda: world.tags()[0] == "0.1.0", what="the pin wins")
@@ -194,7 +174,7 @@ def test_a_manual_deploy_into_an_incident_is_never_failed_by_it(
 ) -> None:
     world.health_check("Healthy", changed=clock.now())
     world.rollout(bakeTime="10m", deployTimeout="1m", healthCheckSelector=SELECT_HC)
-    deployed(world, controller, "0.1.0")
+    world.deploy_each(controller.wait_until, "0.1.0")
     world.health_check(
         "Unhealthy",
         message="incident",

@@ -8,13 +8,10 @@ are proven by moving the clock to T and seeing the change with no other trigger.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
-import pytest
 from clocks import ManualClock
 from harness import ControllerHarness
-from kubecluster import KubeCluster
 from world import FLUX_KUSTOMIZE, KUBERIK, World
 
 from policy_engine.model.times import format_timestamp
@@ -22,19 +19,6 @@ from policy_engine.model.times import format_timestamp
 SELECT_HC = {"selector": {"matchLabels": {"app": "r"}}}
 MORNING = {"name": "morning", "timeRange": {"start": "00:00", "end": "12:00"}}
 TYPO = {"name": "typo", "kind": "gate", "expression": "release.tga == 'x'"}
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def controller(
-    kube: KubeCluster, namespace: str, clock: ManualClock
-) -> Iterator[ControllerHarness]:
-    with ControllerHarness(kube.admin_kubeconfig, clock, namespace) as running:
-        yield running
 
 
 def test_first_release_deploys_and_owns_only_its_substitute(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -20,14 +19,6 @@ WORKDAY = {"name": "workday", "timeRange": {"start": "09:00", "end": "17:00"}}
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(ManualClock().now().replace(hour=10))
-
-
-@pytest.fixture
-def controller(
-    kube: KubeCluster, namespace: str, clock: ManualClock
-) -> Iterator[ControllerHarness]:
-    with ControllerHarness(kube.admin_kubeconfig, clock, namespace) as running:
-        yield running
 
 
 def schedule_gates(world: World) -> list[dict[str, Any]]:

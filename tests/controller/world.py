@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -70,6 +71,12 @@ class World:
         """Flux's image-reflector: the ImagePolicy's latestRef moves to ``tag``."""
         path = f"{FLUX_IMAGE.format(ns=self.ns)}/imagepolicies/p/status"
         self._patch(path, {"status": {"latestRef": {"name": "registry.local/app", "tag": tag}}})
+
+    def deploy_each(self, wait: Callable[..., object], *tags: str) -> None:
+        """Observes each tag and waits (``controller.wait_until``) until it is history[0]."""
+        for tag in tags:
+            self.observe(tag)
+            wait(lambda t=tag: self.tags()[:1] == [t], what=f"{tag} deployed")
 
     def observe_each(self, *tags: str, timeout: float = 30.0) -> None:
         """Moves latestRef through ``tags``, each once the controller recorded the previous one.

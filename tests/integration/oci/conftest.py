@@ -9,9 +9,7 @@ dir, 127.0.0.1 on a free port, plain HTTP; ``auth_registry`` adds htpasswd
 demand a bearer token from its own token endpoint); ``oci_fault_server``
 answers ``/v2/<mode>/manifests/<ref>`` slowly, with 500, broken JSON, over
 4 MiB or a wrong digest. Processes are stopped by PID; a missing binary fails
-with the install hint. The helpers ``free_port``/``wait_for`` of the parent
-conftest are not importable (rootless conftests share the module name
-``conftest``), so small equivalents live here.
+with the install hint. The servers themselves live in the importable ``tests/ociregistry.py``.
 """
 
 from __future__ import annotations
@@ -40,8 +38,6 @@ from ociregistry import (  # noqa: F401
     REPOSITORY,
     USER,
     Registry,
-    _free_port,
-    _wait_for,
     release_annotations,
     start_registry,
 )

@@ -4,6 +4,8 @@ Pure functions of ``controller.planning.environments``: mirroring plans applied
 to an in-memory GitHub (same JSON shapes as the API), remote history read back
 from it, promotion terms from Environment objects, allowed versions with soak
 instants, the owned gate, and the ``environments`` facts evaluated in CEL.
+Over 600 lines because it is one table per §10 scenario of one module; splitting it
+would only scatter the shared fixtures (the in-memory GitHub, the Environment builders).
 """
 
 from __future__ import annotations

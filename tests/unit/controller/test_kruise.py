@@ -3,6 +3,8 @@
 ``kruise_sim.World`` applies each plan as the controller's applier will; the
 tests play OpenKruise, the Job controller and the Kuberik side between passes.
 Every pass gets an injected ``now``.
+Over 600 lines because each of scenarios 42–45 is several passes of one shared world;
+the world itself lives in ``kruise_sim``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Each test drives ``prepare`` → engine → ``decide`` through the in-memory
 ``kuberik_sim`` and checks status, events and Flux patches. The same scenarios
-run on a real kube-apiserver in tests/controller.
+run on a real kube-apiserver in tests/controller. Over 600 lines because it follows
+the §10 list in order, one test per scenario, on one shared ``Sim``.
 """
 
 from __future__ import annotations
