@@ -29,14 +29,13 @@ import json
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 
-from evaluators._http import MAX_RESPONSE_BYTES
+from evaluators._http import MAX_RESPONSE_BYTES, Reply, TransportFailure, send_capped
 from evaluators.base import (
     Clock,
     FactError,
@@ -79,13 +78,6 @@ class GitHubMisconfigured(FactSourceMisconfigured):
     """Base URL, repository or token is wrong (401, 403 without a rate limit, 404)."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
 class _Transient(Exception):
     """One attempt failed in a way worth retrying (timeout, connect error)."""
 
@@ -124,7 +116,7 @@ class GitHubDeployments:
         self._backoff = backoff
         self._max_wait = max_wait
         self._max_pages = max_pages
-        self._cache: OrderedDict[str, tuple[str, _Reply]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[str, Reply]] = OrderedDict()
         self._cache_entries = cache_entries
 
     def __repr__(self) -> str:
@@ -225,7 +217,7 @@ class GitHubDeployments:
         params: Mapping[str, str] | None,
         body: Json | None,
         deadline: datetime | None,
-    ) -> _Reply:
+    ) -> Reply:
         """One request with rate-limit waits and bounded retries; a settled 2xx/304 reply."""
         what = f"{self.where}: {method} {urlsplit(url).path}"
         key = str(httpx.URL(url, params=params)) if method == "GET" else ""
@@ -259,8 +251,8 @@ class GitHubDeployments:
         url: str,
         params: Mapping[str, str] | None,
         body: Json | None,
-        cached: tuple[str, _Reply] | None,
-    ) -> _Reply:
+        cached: tuple[str, Reply] | None,
+    ) -> Reply:
         headers = {
             "Accept": "application/vnd.github+json",
             "Authorization": f"Bearer {self._token}",
@@ -270,21 +262,18 @@ class GitHubDeployments:
         if cached is not None:
             headers["If-None-Match"] = cached[0]
         try:
-            async with self._client.stream(
-                method, url, params=params, json=body, headers=headers
-            ) as response:
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data.extend(chunk)
-                    if len(data) > MAX_RESPONSE_BYTES:
-                        raise FactInvalid(f"{self.where}: response over 8 MiB")
-                return _Reply(response.status_code, dict(response.headers), bytes(data))
-        except httpx.TimeoutException as exc:
-            raise _Transient(f"timeout ({type(exc).__name__})") from exc
-        except httpx.ConnectError as exc:
-            raise _Transient(f"cannot connect: {self._scrub(str(exc), 120)}") from exc
-        except httpx.HTTPError as exc:
-            raise _Transient(f"request failed: {type(exc).__name__}") from exc
+            return await send_capped(
+                self._client,
+                method,
+                url,
+                where=self.where,
+                headers=headers,
+                params=params,
+                json=body,
+                limit=MAX_RESPONSE_BYTES,
+            )
+        except TransportFailure as exc:
+            raise _Transient(self._scrub(exc.detail, 160)) from exc
 
     async def _pause(self, wake: datetime, deadline: datetime | None, why: str) -> None:
         now = self._clock.now()
@@ -301,9 +290,7 @@ class GitHubDeployments:
             )
         await self._clock.sleep_until(wake)
 
-    def _settle(
-        self, reply: _Reply, what: str, key: str, cached: tuple[str, _Reply] | None
-    ) -> _Reply:
+    def _settle(self, reply: Reply, what: str, key: str, cached: tuple[str, Reply] | None) -> Reply:
         if reply.status == 304:
             if cached is None:
                 raise FactInvalid(f"{what}: HTTP 304 for a request without a cached answer")
@@ -327,13 +314,13 @@ class GitHubDeployments:
             raise GitHubRejected(f"{what}: HTTP {reply.status}{detail}", reply.status)
         raise FactInvalid(f"{what}: unexpected HTTP {reply.status}")
 
-    def _remember(self, key: str, etag: str, reply: _Reply) -> None:
+    def _remember(self, key: str, etag: str, reply: Reply) -> None:
         self._cache[key] = (etag, reply)
         self._cache.move_to_end(key)
         while len(self._cache) > self._cache_entries:
             self._cache.popitem(last=False)
 
-    def _objects(self, reply: _Reply, path: str) -> list[Json]:
+    def _objects(self, reply: Reply, path: str) -> list[Json]:
         document = self._json(reply, path)
         if not isinstance(document, list) or not all(
             isinstance(item, dict) and isinstance(item.get("id"), int) for item in document
@@ -341,7 +328,7 @@ class GitHubDeployments:
             raise FactInvalid(f"{self.where}: GET {path}: expected a list of objects with ids")
         return document
 
-    def _json(self, reply: _Reply, path: str) -> Any:
+    def _json(self, reply: Reply, path: str) -> Any:
         try:
             return json.loads(reply.body)
         except ValueError as exc:
@@ -349,7 +336,7 @@ class GitHubDeployments:
                 f"{self.where}: {path}: malformed JSON (HTTP {reply.status})"
             ) from exc
 
-    def _next_page(self, reply: _Reply, path: str) -> str | None:
+    def _next_page(self, reply: Reply, path: str) -> str | None:
         links: dict[str, str] = {
             rel: url for url, rel in _LINK.findall(reply.headers.get("link", ""))
         }
@@ -362,7 +349,7 @@ class GitHubDeployments:
             raise FactInvalid(f"{self.where}: GET {path}: next-page link leaves {self.base_url}")
         return following
 
-    def _detail(self, reply: _Reply) -> str:
+    def _detail(self, reply: Reply) -> str:
         try:
             message = json.loads(reply.body).get("message")
         except (ValueError, AttributeError):
@@ -373,7 +360,7 @@ class GitHubDeployments:
         return cap_message(text.replace(self._token, "***"), limit)
 
 
-def _rate_limit_wake(reply: _Reply, now: datetime) -> datetime | None:
+def _rate_limit_wake(reply: Reply, now: datetime) -> datetime | None:
     """When a rate-limited reply says to try again; None when it is not rate limited."""
     if reply.status not in (403, 429):
         return None

@@ -47,6 +47,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from evaluators._http import Reply, send_capped
 from evaluators.base import (
     FactError,
     FactInvalid,
@@ -178,13 +179,6 @@ def _credentials(entry: Any, where: str) -> RegistryCredentials:
     raise FactSourceMisconfigured(f"{where}: the entry has neither 'auth' nor username/password")
 
 
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
 @dataclass(slots=True)
 class _Call:
     """One fetch: where it goes, the Authorization header it has earned, its messages."""
@@ -275,7 +269,7 @@ class OciMetadataSource:
         self._remember(call.ref, actual, info)
         return info
 
-    async def _manifest(self, call: _Call, method: str, reference: str, tag: str) -> _Answer:
+    async def _manifest(self, call: _Call, method: str, reference: str, tag: str) -> Reply:
         where = f"{call.where}: tag {tag}"
         url = f"{call.base}/v2/{call.ref.repository}/manifests/{reference}"
         answer = await self._send(call, method, url, where)
@@ -309,7 +303,7 @@ class OciMetadataSource:
             raise FactInvalid(f"{where}: token service answered without a token")
         return f"Bearer {token}"
 
-    async def _send(self, call: _Call, method: str, url: str, where: str) -> _Answer:
+    async def _send(self, call: _Call, method: str, url: str, where: str) -> Reply:
         headers = {"Accept": ACCEPT}
         if call.authorization is not None:
             headers["Authorization"] = call.authorization
@@ -324,24 +318,16 @@ class OciMetadataSource:
         where: str,
         headers: Mapping[str, str],
         params: Mapping[str, str] | None,
-    ) -> _Answer:
-        try:
-            async with self.client.stream(method, url, headers=headers, params=params) as response:
-                declared = response.headers.get("content-length", "")
-                if method != "HEAD" and declared.isdigit() and int(declared) > MAX_MANIFEST_BYTES:
-                    raise FactInvalid(f"{where}: response over 4 MiB")
-                body = bytearray()
-                async for chunk in response.aiter_bytes():
-                    body.extend(chunk)
-                    if len(body) > MAX_MANIFEST_BYTES:
-                        raise FactInvalid(f"{where}: response over 4 MiB")
-                return _Answer(response.status_code, response.headers, bytes(body))
-        except httpx.TimeoutException as exc:
-            raise FactUnavailable(f"{where}: timed out ({type(exc).__name__})") from exc
-        except httpx.ConnectError as exc:
-            raise FactUnavailable(f"{where}: cannot connect: {cap_message(str(exc), 100)}") from exc
-        except httpx.HTTPError as exc:
-            raise FactUnavailable(f"{where}: request failed: {type(exc).__name__}") from exc
+    ) -> Reply:
+        return await send_capped(
+            self.client,
+            method,
+            url,
+            where=where,
+            headers=headers,
+            params=params,
+            limit=MAX_MANIFEST_BYTES,
+        )
 
     def _cached(self, ref: ImageReference, digest: str) -> VersionInfo | None:
         key = (ref.registry, ref.repository, digest)
@@ -370,7 +356,7 @@ def _digest_of(body: bytes, like: str) -> str:
     return f"{algorithm}:{hashlib.new(algorithm, body).hexdigest()}"
 
 
-def _document(answer: _Answer, where: str) -> dict[str, Any]:
+def _document(answer: Reply, where: str) -> dict[str, Any]:
     try:
         document = json.loads(answer.body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
@@ -380,7 +366,7 @@ def _document(answer: _Answer, where: str) -> dict[str, Any]:
     return document
 
 
-def _version_info(doc: dict[str, Any], tag: str, digest: str, answer: _Answer) -> VersionInfo:
+def _version_info(doc: dict[str, Any], tag: str, digest: str, answer: Reply) -> VersionInfo:
     where = f"manifest {digest} (tag {tag})"
     media_type = doc.get("mediaType") or answer.headers.get("content-type", "").split(";")[0]
     if media_type not in INDEX_TYPES and media_type not in (OCI_MANIFEST, DOCKER_MANIFEST):
