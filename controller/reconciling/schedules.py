@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from controller.api.actions import (
     Plan,
     WriteStatus,
 )
+from controller.applying import ApplyConflict
 from controller.planning import schedules
 from controller.reconciling.runtime import Runtime
 
@@ -41,23 +42,28 @@ async def reconcile_schedule(key: ObjectKey, rt: Runtime) -> datetime | None:
     desired = schedules.desired_gates(schedule, rollouts, namespaces, now)
     existing = [g for g in rt.reader.list(ROLLOUTGATES) if _owned_by(g, schedule)]
     changes = schedules.gate_changes(existing, desired, schedule=schedule)
-    actions: list[Action] = [
+    gate_actions: list[Action] = [
         CreateObject(ROLLOUTGATES, g["metadata"]["namespace"], named(g)) for g in changes.create
     ]
-    actions += [
+    gate_actions += [
         MergePatch(ObjectKey(ROLLOUTGATES, u.namespace, u.name), u.patch) for u in changes.update
     ]
-    actions += [DeleteObject(target) for target in changes.delete]
+    gate_actions += [DeleteObject(target) for target in changes.delete]
     gone = {(k.namespace, k.name) for k in changes.delete}
     kept = [
         g for g in existing if (g["metadata"].get("namespace"), g["metadata"]["name"]) not in gone
     ]
     status = schedules.schedule_status(schedule, rollouts, namespaces, now, gates=kept).as_status()
+    plans: list[Plan] = []
     if status != (schedule.get("status") or {}):
         rv = str(schedule["metadata"].get("resourceVersion", ""))
-        actions.insert(0, WriteStatus(key, rv, status))
-    if actions:
-        await rt.writer.apply(Plan(tuple(actions)))
+        plans.append(Plan((WriteStatus(key, rv, status),)))
+    plans += [Plan(tuple(group)) for group in _by_namespace(gate_actions)]
+    errors = [e for e in [(await rt.writer.apply(p)).error for p in plans] if e is not None]
+    if any(isinstance(e, ApplyConflict) for e in errors):
+        return now
+    if errors:
+        raise errors[0]
     return schedules.schedule_status(schedule, rollouts, namespaces, now).requeue_at
 
 
@@ -72,6 +78,23 @@ def named(gate: Mapping[str, Any]) -> dict[str, Any]:
     identity = json.dumps([*sorted(meta.get("labels", {}).items()), meta.get("namespace")])
     meta["name"] = prefix + hashlib.sha256(identity.encode()).hexdigest()[:10]
     return {**gate, "metadata": meta}
+
+
+def _by_namespace(actions: Sequence[Action]) -> list[list[Action]]:
+    """Actions grouped by target namespace: one namespace's failure (say, it is being
+    deleted) must not keep the schedule's gates in other namespaces from being written."""
+    groups: dict[str | None, list[Action]] = {}
+    for action in actions:
+        groups.setdefault(_namespace_of(action), []).append(action)
+    return list(groups.values())
+
+
+def _namespace_of(action: Action) -> str | None:
+    if isinstance(action, CreateObject):
+        return action.namespace
+    if isinstance(action, MergePatch | DeleteObject):
+        return action.target.namespace
+    return None
 
 
 def _owned_by(gate: Mapping[str, Any], schedule: Mapping[str, Any]) -> bool:
