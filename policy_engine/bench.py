@@ -123,33 +123,77 @@ def sample_policies() -> list[Policy]:
     return [*loading.load_builtin_policies(), *loading.load_policy_text(SAMPLE_POLICY, "<bench>")]
 
 
-def handwritten_decision(facts: FactSet, window: windows.Window) -> dict[str, str]:
-    """The sample policy and the builtins written by hand in Python (no nextChange)."""
+def handwritten_decision(
+    facts: FactSet, window: windows.Window, *, with_next_change: bool = False
+) -> dict[str, tuple[str, datetime | None, bool]]:
+    """The sample policy and the builtins written by hand: (decision, nextChange, warned).
+
+    Every rule is coded as its CEL says (bypass and unblock intents, allowedVersions,
+    recorded windows, the error-budget warning), in the engine's fold order. With
+    ``with_next_change`` it also computes the decision's nextChange the way a person
+    would for these rules: the soak's end, else the business-hours window's next
+    transition within the 90-day horizon.
+    """
     values = facts.values
-    staging = values["environments"]["staging"]
+    now = facts.now
     history = values["history"]
-    out: dict[str, str] = {}
+    intents = values["rollout"]["intents"]
+    staging = values["environments"]["staging"]
+    metrics = values["metrics"]
+    warned = "requestCount" not in metrics or metrics["requestCount"] < 500.0
+    warned = warned or not metrics["errorRate"] < 0.01
+    deployed = bool(history)
+    failed = deployed and history[0]["bakeStatus"] == "Failed" and not intents.get("unblockFailed")
+    unhealthy = deployed and any(h["status"] == "Unhealthy" for h in values["healthChecks"])
+    critical = any(
+        a["state"] == "firing" and a["labels"].get("severity") == "critical"
+        for a in values["alerts"]
+    )
+    in_flight = deployed and history[0]["bakeStatus"] in ("Deploying", "InProgress")
+    soaked_at = staging["healthySince"] + timedelta(hours=24)
+    out: dict[str, tuple[str, datetime | None, bool]] = {}
     for candidate in values["candidates"]:
         tag = candidate["tag"]
-        blocked = (
-            any(g.get("passing") is False for g in values["gates"])
-            or (bool(history) and history[0]["bakeStatus"] == "Failed")
-            or any(h["status"] == "Unhealthy" for h in values["healthChecks"])
-            or any(
-                a["state"] == "firing" and a["labels"].get("severity") == "critical"
-                for a in values["alerts"]
-            )
+        gated = deployed and intents.get("bypassGates") != tag
+        gate_closed = gated and not all(
+            g.get("passing") is not False
+            and (g.get("allowedVersions") is None or tag in g["allowedVersions"])
+            for g in values["gates"]
         )
-        soaked = (
-            staging["tag"] == tag
-            and staging["healthy"]
-            and facts.now - staging["healthySince"] >= timedelta(hours=24)
+        recorded_closed = gated and not all(
+            windows.is_open(windows.parse_window(w), now) for w in values["windows"].values()
         )
-        pending = not windows.is_open(window, facts.now) or (
-            bool(history) and history[0]["bakeStatus"] in ("Deploying", "InProgress")
-        )
-        out[tag] = "Blocked" if blocked or not soaked else ("Pending" if pending else "Allowed")
+        if failed or unhealthy or critical or gate_closed:
+            out[tag] = ("Blocked", None, warned)
+            continue
+        if staging["tag"] != tag or not staging["healthy"]:
+            out[tag] = ("Blocked", None, warned)
+            continue
+        horizon = now + (_HORIZON if with_next_change else timedelta(0))  # as the engine's
+        change: datetime | None = None
+        if now < soaked_at:
+            # a soak that completes within the horizon is pending, else the rule fails
+            if soaked_at > horizon:
+                out[tag] = ("Blocked", None, warned)
+                continue
+            if with_next_change and not in_flight and not recorded_closed:
+                opens = windows.is_open(window, soaked_at)
+                change = soaked_at if opens else windows.next_transition(window, soaked_at, horizon)
+            out[tag] = ("Pending", change, warned)
+            continue
+        # a closed window that opens within the horizon is pending, else the rule fails
+        transition = windows.next_transition(window, now, horizon)
+        if not windows.is_open(window, now) and transition is None:
+            out[tag] = ("Blocked", None, warned)
+            continue
+        pending = in_flight or recorded_closed or not windows.is_open(window, now)
+        if with_next_change and not in_flight and not recorded_closed:
+            change = transition
+        out[tag] = ("Pending" if pending else "Allowed", change, warned)
     return out
+
+
+_HORIZON = timedelta(days=90)
 
 
 def run(
@@ -158,12 +202,17 @@ def run(
     policies: Sequence[Policy] | None = None,
 ) -> list[tuple[str, Figure]]:
     """Measures every stage on each backend; returns (backend, figure) rows."""
+    # the hand-written baseline codes the sample policy over the sample facts: it is only
+    # measured (and compared) when both are the built-in ones
+    sample = facts is None and policies is None
     facts = facts or sample_facts()
     chosen = list(policies) if policies is not None else sample_policies()
     rows: list[tuple[str, Figure]] = []
     for backend in backends:
         compiled = compile_policies(chosen, backend)
         rows += _stages(backend, compiled, facts)
+    if not sample:
+        return rows
     window = windows.parse_window(
         {
             "name": "business-hours",
@@ -177,15 +226,22 @@ def run(
             ],
         }
     )
-    rows.append(
+    rows += [
+        (
+            "python",
+            Figure(
+                "decision (hand-written, with nextChange)",
+                measure(lambda: handwritten_decision(facts, window, with_next_change=True)),
+            ),
+        ),
         (
             "python",
             Figure(
                 "decision (hand-written, no nextChange)",
                 measure(lambda: handwritten_decision(facts, window)),
             ),
-        )
-    )
+        ),
+    ]
     return rows
 
 
@@ -252,29 +308,34 @@ def _stages(
 
 
 def ratios(rows: Sequence[tuple[str, Figure]]) -> list[str]:
-    """Decision-time ratios between backends and against hand-written Python."""
-    decision = {
-        b: f.median_s
-        for b, f in rows
-        if f.name.startswith(("decision (evaluate, with", "decision (hand"))
-    }
-    flat = {b: f.median_s for b, f in rows if f.name == "decision (evaluate, no nextChange)"}
+    """Decision-time ratios between backends and against hand-written Python, like for like.
+
+    The engine's decision with nextChange is compared with the hand-written decision
+    that also computes nextChange, and the engine without nextChange (horizon 0) with
+    the hand-written one without it.
+    """
+    pairs = (
+        ("decision (evaluate, with nextChange)", "decision (hand-written, with nextChange)"),
+        ("decision (evaluate, no nextChange)", "decision (hand-written, no nextChange)"),
+    )
     lines: list[str] = []
-    python = decision.get("python")
-    for backend, seconds in decision.items():
-        if backend != "python" and python:
-            lines.append(f"decision {backend} / hand-written Python = {seconds / python:.1f}x")
-    for backend, seconds in flat.items():
-        if python:
+    for engine, handwritten in pairs:
+        python = next((f.median_s for b, f in rows if f.name == handwritten), None)
+        label = "with" if "with" in engine else "without"
+        for backend, figure in rows:
+            if figure.name == engine and python:
+                lines.append(
+                    f"decision {label} nextChange {backend} / hand-written Python = "
+                    f"{figure.median_s / python:.1f}x"
+                )
+    for engine, _ in pairs:
+        seconds = {b: f.median_s for b, f in rows if f.name == engine}
+        if "cel-expr-python" in seconds and "celpy" in seconds:
+            label = "with" if "with" in engine else "without"
             lines.append(
-                f"decision without nextChange {backend} / hand-written Python = "
-                f"{seconds / python:.1f}x"
+                f"decision {label} nextChange celpy / cel-expr-python = "
+                f"{seconds['celpy'] / seconds['cel-expr-python']:.1f}x"
             )
-    if "cel-expr-python" in decision and "celpy" in decision:
-        lines.append(
-            "decision celpy / cel-expr-python = "
-            f"{decision['celpy'] / decision['cel-expr-python']:.1f}x"
-        )
     return lines
 
 

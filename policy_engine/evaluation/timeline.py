@@ -66,7 +66,7 @@ class Timeline:
         key = ((id(policy), rule.name), instant)
         found = self._raw.get(key)
         if found is None:
-            context = self._contexts.get(instant)
+            context = self.context if instant == self.context.now else self._contexts.get(instant)
             if context is None:
                 context = self.context.at(instant)
                 self._contexts[instant] = context
@@ -119,11 +119,30 @@ class Timeline:
         return None
 
     def outcome_at(self, policy: CompiledPolicy, rule: CompiledRule, instant: datetime) -> Outcome:
-        """The rule's outcome at ``instant`` with the fail → pending rule applied."""
-        raw = self.raw_at(policy, rule, instant).outcome
+        """The rule's outcome at ``instant`` with the fail → pending rule applied.
+
+        A raw result changes only at the rule's own edges, so it is read at the
+        rule's last edge at or before ``instant`` (``now`` when there is none):
+        another rule's edge never costs this rule an evaluation.
+        """
+        anchor = self._anchor(policy, rule, instant)
+        raw = self.raw_at(policy, rule, anchor).outcome
         if raw is Outcome.FAIL and self.first_edge(policy, rule, instant, _passes) is not None:
             return Outcome.PENDING
         return raw
+
+    def _anchor(self, policy: CompiledPolicy, rule: CompiledRule, instant: datetime) -> datetime:
+        """The rule's last edge at or before ``instant``, else ``now``; ``instant`` if unsure."""
+        found = self.edges_of(policy, rule)
+        if found is None:
+            return instant
+        anchor = self.context.now
+        for edge in found:
+            if edge > instant:
+                return anchor
+            anchor = edge
+        # the edges ran out: all of them, or cut short (then evaluate at the instant itself)
+        return instant if found.opaque else anchor
 
     def rule_change(
         self, policy: CompiledPolicy, rule: CompiledRule, raw: RawResult

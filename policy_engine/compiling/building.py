@@ -1,8 +1,9 @@
 """Policy → CompiledPolicy: every expression checked and compiled once, with a digest.
 
-Callers: the CLI verbs, ``testing``, ``replaying`` and the controller's
-policy cache (keyed by digest). Collects every problem of every policy into
-one ``PolicyErrors``. Must not evaluate anything against facts.
+Callers: ``compile_policies`` is re-exported by ``policy_engine.compiling`` for the CLI
+verbs, ``testing``, ``replaying`` and the controller's policy cache (keyed by digest).
+Collects every problem of every policy into one ``PolicyErrors``. Must not evaluate
+anything against facts.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from policy_engine import windows
@@ -20,105 +19,19 @@ from policy_engine.cel.backend import CelBackend, CelCompileError, CelEnv, Progr
 from policy_engine.cel.parsing import reads as variables
 from policy_engine.cel.parsing.timing import TimeSite, find_sites
 from policy_engine.cel.types import CelType
+from policy_engine.compiling.compiled import (
+    ENGINE_VERSION,
+    CompiledExpr,
+    CompiledPolicy,
+    CompiledRule,
+    DocPath,
+    typed_param,
+)
 from policy_engine.errors import Diagnostic, PolicyErrors, Severity, SourceLocation
 from policy_engine.model import schema
 from policy_engine.model.paths import FactPath
-from policy_engine.model.policy import (
-    Effect,
-    MetricSpec,
-    OnError,
-    ParamSpec,
-    Policy,
-    RuleKind,
-    RuleSpec,
-)
-from policy_engine.model.times import TimeSyntaxError, parse_duration, parse_timestamp
-
-ENGINE_VERSION = "0.1.0"
-DocPath = tuple[str | int, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledExpr:
-    """One checked expression and where it sits in its file."""
-
-    checked: environment.Checked
-    path: DocPath
-    location: SourceLocation | None
-
-    @property
-    def source(self) -> str:
-        return self.checked.source
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledRule:
-    name: str
-    rule_id: str
-    kind: RuleKind
-    effect: Effect
-    on_error: OnError
-    reason: str
-    message: str
-    location: SourceLocation | None
-    body: CompiledExpr | None = None
-    checks: tuple[tuple[str, CompiledExpr], ...] = ()
-    mode: str = "expression"  # expression | all | any
-    when: CompiledExpr | None = None
-    pending_when: CompiledExpr | None = None
-    message_expression: CompiledExpr | None = None
-    outputs: tuple[tuple[str, CompiledExpr], ...] = ()
-    window: str | None = None
-    description: str = ""
-    docs: str | None = None
-    metadata: Mapping[str, str] = field(default_factory=dict)
-    reads: frozenset[FactPath] = frozenset()
-    reads_now: bool = False
-    reads_release: bool = False
-    time_sites: tuple[TimeSite, ...] = ()
-    #: the result may differ between candidates: an expression of the rule, a variable
-    #: it reads or a matchCondition of its policy reads ``release`` (True when unsure)
-    per_candidate: bool = True
-    #: when/pendingWhen/body (or checks) as one program (``cel.fusing``); None: part by part
-    fused: Program | None = None
-    #: ``fused`` mapped over every candidate (per-candidate rules only); None: one by one
-    batched: Program | None = None
-    #: the time edges may differ between candidates (a site or a variable reads ``release``)
-    edges_per_candidate: bool = True
-
-    def parts(self) -> tuple[CompiledExpr, ...]:
-        found = [self.when, self.pending_when, self.body, *(c for _, c in self.checks)]
-        return tuple(p for p in found if p is not None)
-
-
-@dataclass(frozen=True, slots=True)
-class CompiledPolicy:
-    policy: Policy
-    digest: str
-    backend: str
-    env: CelEnv
-    params: Mapping[str, Any]
-    param_types: Mapping[str, str]
-    variables: tuple[tuple[str, CompiledExpr], ...]
-    match_conditions: tuple[tuple[str, CompiledExpr], ...]
-    rules: tuple[CompiledRule, ...]
-    metrics: Mapping[str, MetricSpec]
-    windows: Mapping[str, windows.Window]
-    warnings: tuple[Diagnostic, ...] = ()
-    #: some variable reads ``release`` / ``now`` (directly or through another variable)
-    variables_per_candidate: bool = True
-    variables_read_now: bool = True
-    matches_per_candidate: bool = True
-    #: ``policy.ref``, worked out once (evaluation reads it for every result)
-    ref: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.ref:
-            object.__setattr__(self, "ref", self.policy.ref)
-
-    @property
-    def name(self) -> str:
-        return self.policy.name
+from policy_engine.model.policy import Policy, RuleSpec
+from policy_engine.model.times import TimeSyntaxError
 
 
 def compile_policies(policies: Sequence[Policy], backend: CelBackend) -> list[CompiledPolicy]:
@@ -485,34 +398,6 @@ def _fused_source(
         source(body) if body else None,
         [source(c) for _, c in checks],
     )
-
-
-def typed_param(spec: ParamSpec) -> Any:
-    """A param's default as the value CEL sees (durations and timestamps parsed)."""
-    return coerce_param(spec.type, spec.default)
-
-
-def coerce_param(kind: str, value: Any) -> Any:
-    """Converts a param value to its declared type; raises ValueError/TypeError."""
-    if value is None:
-        return None
-    if kind == "duration":
-        return value if isinstance(value, timedelta) else parse_duration(str(value))
-    if kind == "timestamp":
-        return value if isinstance(value, datetime) else parse_timestamp(str(value))
-    if kind == "double":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"expected a number, got {value!r}")
-        return float(value)
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an int, got {value!r}")
-        return value
-    if kind == "bool" and not isinstance(value, bool):
-        raise TypeError(f"expected a bool, got {value!r}")
-    if kind == "string" and not isinstance(value, str):
-        raise TypeError(f"expected a string, got {value!r}")
-    return value
 
 
 def _path_text(path: DocPath) -> str:
