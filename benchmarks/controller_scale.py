@@ -1,10 +1,12 @@
 """Scale benchmark of ``tidegate run``: N Rollouts on a real apiserver; startup, idle, churn.
 
 Run: ``/work/.venv/bin/python benchmarks/controller_scale.py --rollouts 1000 [--releases 200]
-[--json]``. It starts a KubeCluster (tests/cluster), creates N ImagePolicies + Kustomizations +
-Rollouts, starts ``tidegate run`` as a subprocess and measures (c) startup to all first deploys,
-(a) idle CPU/RSS and (b) release -> Kustomization patch latency under churn (ARCHITECTURE.md §9).
-It must not change or import controller code; it only talks to the apiserver and reads /proc.
+[--json]``, or a named configuration: ``--preset 10k-one-namespace`` (see PRESETS). It starts a
+KubeCluster (tests/cluster), creates N ImagePolicies + Kustomizations + Rollouts, starts ``tidegate
+run`` (of this checkout or ``--controller-root``) as a subprocess and measures (c) startup to all
+first deploys, (a) idle CPU/RSS and (b) release -> Kustomization patch latency under churn
+(ARCHITECTURE.md §9). It must not change or import controller code; it only talks to the
+apiserver and reads /proc.
 """
 
 from __future__ import annotations
@@ -50,10 +52,22 @@ RUN = (
     "sys.exit(RUN(sys.argv[1:], standard_streams()))"
 )
 FIRST_TAG = "0.1.0"
+PRESETS: dict[str, dict[str, int]] = {
+    "1k-one-namespace": {"rollouts": 1000, "namespaces": 1},
+    "10k-one-namespace": {"rollouts": 10000, "namespaces": 1},
+    "10k-100-namespaces": {"rollouts": 10000, "namespaces": 100},
+}
+"""Named configurations (README.md): ``--preset NAME`` sets ``--rollouts`` and ``--namespaces``
+(explicit options still win). ``10k-one-namespace`` is the worst case for per-namespace scans."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="a named configuration")
+    parser.add_argument(
+        "--controller-root", type=Path, default=REPO_ROOT,
+        help="checkout whose controller runs (default: this one; e.g. a git worktree of HEAD)",
+    )  # fmt: skip
     parser.add_argument("--rollouts", type=int, default=1000, help="N Rollouts (default 1000)")
     parser.add_argument("--releases", type=int, default=200, help="churn releases (default 200)")
     parser.add_argument("--rate", type=float, default=20.0, help="releases per second (20)")
@@ -67,7 +81,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--churn-timeout", type=float, default=120.0, help="wait for patches")
     parser.add_argument("--seed", type=int, default=1, help="random seed for churn targets")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    preset = parser.parse_known_args(argv)[0].preset
+    parser.set_defaults(**PRESETS.get(preset or "", {}))
     args = parser.parse_args(argv)
+    if not (args.controller_root / "controller" / "cli.py").is_file():
+        parser.error(f"--controller-root {args.controller_root}: no controller/cli.py there")
     if args.rollouts < 1 or args.releases < 0 or args.rate <= 0 or args.namespaces < 1:
         parser.error("--rollouts and --namespaces must be >= 1, --releases >= 0, --rate > 0")
     return args
@@ -79,10 +97,14 @@ def start_controller(
     argv = [sys.executable, "-c", RUN, "--kubeconfig", str(cluster.admin_kubeconfig)]
     argv += ["--metrics-port", str(port), "--workers", str(args.workers)]
     argv += ["--log-level", args.log_level]
+    root = str(args.controller_root.resolve())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get(
+        "PYTHONPATH"))))}  # fmt: skip
     with log.open("ab") as stderr:
         return subprocess.Popen(
-            argv, stderr=stderr, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=REPO_ROOT
-        )
+            argv, stderr=stderr, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL, cwd=root,
+            env=env,
+        )  # fmt: skip
 
 
 def stop_controller(process: subprocess.Popen[bytes]) -> None:
@@ -186,6 +208,8 @@ async def churn(
 async def bench(cluster: KubeCluster, args: argparse.Namespace, log: Path) -> dict[str, Any]:
     """The whole run after the cluster is up; returns the results."""
     results: dict[str, Any] = {"rollouts": args.rollouts, "workers": args.workers}
+    results |= {"namespaces": args.namespaces, "preset": args.preset}
+    results["controller_root"] = str(args.controller_root)
     client = new_client(cluster.server, cluster.tokens["admin"], cluster.ca_file, 64)
     namespaces = [f"bench-{k}" for k in range(args.namespaces)]
     for ns in namespaces:
@@ -337,7 +361,11 @@ ROWS = (
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [f"tidegate run, {results['rollouts']} Rollouts, --workers {results['workers']}"]
+    lines = [
+        f"tidegate run ({results['controller_root']}), {results['rollouts']} Rollouts in "
+        f"{results['namespaces']} namespace(s) (preset {results['preset']}), "
+        f"--workers {results['workers']}"
+    ]
     for label, key, unit in ROWS:
         if key in results:
             value = results[key]

@@ -32,13 +32,15 @@ from urllib.parse import quote
 import httpx
 import kopf
 
-from controller import credentials
+from controller import credentials, patching
 from controller.api.actions import (
     FIELD_MANAGER,
     Action,
     ApplySubstitute,
     CreateObject,
+    DeleteCollection,
     DeleteObject,
+    JsonPatch,
     MergePatch,
     ObjectKey,
     PatchStatus,
@@ -245,6 +247,8 @@ class Writer:
             return await self._remove_annotations(action)
         elif isinstance(action, CreateObject | MergePatch | DeleteObject):
             return await self._object_action(action)
+        elif isinstance(action, JsonPatch | DeleteCollection):
+            return await self._patch_or_delete_all(action)
         else:
             raise ApplyError(f"unknown action {type(action).__name__}", action=str(action))
         return True
@@ -270,6 +274,24 @@ class Writer:
             await self._request("DELETE", await self._object_path(action.target), body)
         except ApiError as exc:
             if exc.status == 404:
+                return False
+            raise
+        return True
+
+    async def _patch_or_delete_all(self, action: JsonPatch | DeleteCollection) -> bool:
+        """A JSON patch (a failed ``test`` op: skipped) or a labelled collection delete."""
+        if isinstance(action, DeleteCollection):
+            request = patching.delete_collection(action)
+            path = (await self.resource(action.kind)).path(action.namespace)
+        else:
+            request = patching.json_patch(action)
+            path = await self._object_path(action.target, action.subresource)
+        try:
+            await self._request(
+                request.method, path, request.body, request.content_type, request.params
+            )
+        except ApiError as exc:
+            if isinstance(action, JsonPatch) and exc.status == 422 and patching.guarded(action):
                 return False
             raise
         return True

@@ -18,6 +18,15 @@ from typing import Any
 
 from controller.api.actions import HEALTHCHECKS, ROLLOUTS, ObjectKey
 from controller.selectors import selects
+from controller.stores import (
+    CHECKS_BY_KUSTOMIZATION,
+    POLICIES_BY_REPOSITORY,
+    ROLLOUTS_BY_IMAGE_POLICY,
+    ROLLOUTS_BY_SELECTOR,
+    SELECTS_HEALTH_CHECKS,
+    SELECTS_NAMESPACES,
+    find,
+)
 from evaluators.base import Object, ObjectReader
 
 ROLLOUTGATES = "rolloutgates.kuberik.com"
@@ -32,7 +41,9 @@ IMAGEREPOSITORIES = "imagerepositories.image.toolkit.fluxcd.io"
 OCIREPOSITORIES = "ocirepositories.source.toolkit.fluxcd.io"
 KUSTOMIZATIONS = "kustomizations.kustomize.toolkit.fluxcd.io"
 KRUISE_ROLLOUTS = "rollouts.rollouts.kruise.io"
+JOBS = "jobs.batch"
 NAMESPACES = "namespaces"
+TEST_LABEL = "rollout-test"
 
 SUBSTITUTE_FROM = re.compile(r"^rollout\.kuberik\.com/substitute\.([^.]+)\.from$")
 SOURCE_ROLLOUT = "rollout.kuberik.com/rollout"
@@ -46,7 +57,10 @@ HC_KUSTOMIZATION = "healthcheck.kuberik.com/kustomization"
 GATE_SCHEDULE_NAME = "gate.kuberik.com/schedule-name"
 GATE_SCHEDULE_KIND = "gate.kuberik.com/schedule-kind"
 GATE_SCHEDULE_NAMESPACE = "gate.kuberik.com/schedule-namespace"
-QUEUE_KINDS = (ROLLOUTS, HEALTHCHECKS, SCHEDULES, CLUSTER_SCHEDULES)
+QUEUE_KINDS = (
+    ROLLOUTS, HEALTHCHECKS, SCHEDULES, CLUSTER_SCHEDULES, KRUISE_ROLLOUTS, ROLLOUTTESTS,
+    ENVIRONMENTS,
+)  # fmt: skip
 """Kinds whose objects are queue keys (each reconciled on its own)."""
 
 Keys = frozenset[ObjectKey]
@@ -103,8 +117,10 @@ def _own(kind: str, body: Object) -> ObjectKey:
 
 
 def _rollout(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
-    """The Rollout, Rollouts linked through Environments, schedules selecting it."""
+    """The Rollout, Rollouts linked through Environments, schedules selecting it, and the
+    Kruise Rollouts (with their RolloutTests) linked to it (§8: history, cutoff, retry-mode)."""
     yield _key_of(body)
+    yield from _kruise_linked_to(_key_of(body), reader)
     for environment in _environments_of(_namespace(body), str(_meta(body).get("name")), reader):
         yield from _environment(environment, reader)
     labels = _meta(body).get("labels") or {}
@@ -136,10 +152,13 @@ def _app_name(environment: Object) -> str:
 
 
 def _environment(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
-    """An Environment wakes the Rollouts of every Environment of the same app (§7 links)."""
+    """An Environment wakes every Environment of the same app and their Rollouts (§7 links):
+    a downstream's gate follows its upstreams' histories."""
     app = _app_name(body)
+    yield _own(ENVIRONMENTS, body)
     for environment in reader.list(ENVIRONMENTS):
         if environment is body or _app_name(environment) == app:
+            yield _own(ENVIRONMENTS, environment)
             rollout = _ref_name(environment, "rolloutRef")
             if rollout:
                 yield _key(_namespace(environment), rollout)
@@ -150,24 +169,24 @@ def _environment(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
 
 def _image_policy(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
     name = _meta(body).get("name")
-    for rollout in reader.list(ROLLOUTS, _namespace(body)):
-        if _ref_name(rollout, "releasesImagePolicy") == name:
-            yield _key_of(rollout)
+    for rollout in find(reader, ROLLOUTS_BY_IMAGE_POLICY, _namespace(body), str(name)):
+        yield _key_of(rollout)
 
 
 def _image_repository(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
     namespace, name = _namespace(body), _meta(body).get("name")
-    for policy in reader.list(IMAGEPOLICIES):
-        ref = _spec(policy).get("imageRepositoryRef") or {}
-        if ref.get("name") == name and (ref.get("namespace") or _namespace(policy)) == namespace:
-            yield from _image_policy(policy, reader)
+    for policy in find(reader, POLICIES_BY_REPOSITORY, namespace, str(name)):
+        yield from _image_policy(policy, reader)
 
 
 def _gate(body: Object, _reader: ObjectReader) -> Iterable[ObjectKey]:
-    """The gated Rollout, and the schedule that keeps the gate (its labels say which)."""
+    """The gated Rollout, and the schedule or Environment that keeps the gate."""
     rollout = _ref_name(body, "rolloutRef")
     if rollout:
         yield _key(_namespace(body), rollout)
+    for owner in _meta(body).get("ownerReferences") or []:
+        if owner.get("kind") == "Environment" and owner.get("name"):
+            yield ObjectKey(ENVIRONMENTS, _namespace(body), str(owner["name"]))
     labels = _meta(body).get("labels") or {}
     name = labels.get(GATE_SCHEDULE_NAME)
     if name and labels.get(GATE_SCHEDULE_KIND) == "ClusterRolloutSchedule":
@@ -193,7 +212,7 @@ def _health_check(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
     yield _own(HEALTHCHECKS, body)
     namespace, labels = _namespace(body), _meta(body).get("labels") or {}
     namespace_labels: Mapping[str, str] | None = None
-    for rollout in reader.list(ROLLOUTS, namespace):
+    for rollout in find(reader, ROLLOUTS_BY_SELECTOR, namespace, SELECTS_HEALTH_CHECKS):
         chooser = _spec(rollout).get("healthCheckSelector")
         if chooser is None or not selects(chooser.get("selector"), labels):
             continue
@@ -202,7 +221,7 @@ def _health_check(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
             if not selects(chooser["namespaceSelector"], namespace_labels):
                 continue
         yield _key_of(rollout)
-    for rollout in reader.list(ROLLOUTS):
+    for rollout in find(reader, ROLLOUTS_BY_SELECTOR, None, SELECTS_NAMESPACES):
         chooser = (rollout.get("spec") or {}).get("healthCheckSelector")
         if not chooser or chooser.get("namespaceSelector") is None:
             continue
@@ -219,12 +238,8 @@ def _kustomization(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
     for key, value in _annotations(body).items():
         if SUBSTITUTE_FROM.match(key) and value:
             yield _key(namespace, value)
-    for check in reader.list(HEALTHCHECKS):
-        target = _annotations(check).get(HC_KUSTOMIZATION)
-        if target:
-            where, _, named = target.rpartition("/")
-            if named == name and (where or _namespace(check)) == namespace:
-                yield _own(HEALTHCHECKS, check)
+    for check in find(reader, CHECKS_BY_KUSTOMIZATION, namespace, str(name)):
+        yield _own(HEALTHCHECKS, check)
 
 
 def _oci_repository(body: Object, _reader: ObjectReader) -> Iterable[ObjectKey]:
@@ -238,7 +253,28 @@ def _oci_repository(body: Object, _reader: ObjectReader) -> Iterable[ObjectKey]:
             yield _key(namespace, value)
 
 
+def _kruise_linked_to(rollout: ObjectKey, reader: ObjectReader) -> Iterable[ObjectKey]:
+    """Kruise Rollouts whose Flux links may name ``rollout``, and their RolloutTests."""
+    for kruise in reader.list(KRUISE_ROLLOUTS):
+        if rollout in set(_kruise_links(kruise, reader)):
+            yield from _kruise_and_tests(kruise, reader)
+
+
+def _kruise_and_tests(kruise: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
+    yield _own(KRUISE_ROLLOUTS, kruise)
+    name = _meta(kruise).get("name")
+    for test in reader.list(ROLLOUTTESTS, _namespace(kruise)):
+        if _spec(test).get("rolloutName") == name:
+            yield _own(ROLLOUTTESTS, test)
+
+
 def _kruise_rollout(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
+    """Itself and its RolloutTests (step gate, test table), and the Rollouts it links to."""
+    yield from _kruise_and_tests(body, reader)
+    yield from _kruise_links(body, reader)
+
+
+def _kruise_links(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
     """Kruise → its Kustomization (labels/annotations) → substitute Rollouts and source links."""
     meta = _meta(body)
     marks = {**(meta.get("labels") or {}), **(meta.get("annotations") or {})}
@@ -258,10 +294,21 @@ def _kruise_rollout(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
 
 
 def _rollout_test(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
+    """Itself, its Kruise Rollout (the step gate reads tests) and that one's links."""
+    yield _own(ROLLOUTTESTS, body)
     name = _spec(body).get("rolloutName")
+    if name:
+        yield ObjectKey(KRUISE_ROLLOUTS, _namespace(body), str(name))
     kruise = reader.get(KRUISE_ROLLOUTS, _namespace(body), str(name)) if name else None
     if kruise is not None:
-        yield from _kruise_rollout(kruise, reader)
+        yield from _kruise_links(kruise, reader)
+
+
+def _job(body: Object, _reader: ObjectReader) -> Iterable[ObjectKey]:
+    """A RolloutTest's Job (label ``rollout-test``) wakes that test."""
+    test = (_meta(body).get("labels") or {}).get(TEST_LABEL)
+    if test:
+        yield ObjectKey(ROLLOUTTESTS, _namespace(body), test)
 
 
 def _namespaced_policy(body: Object, reader: ObjectReader) -> Iterable[ObjectKey]:
@@ -319,6 +366,7 @@ _RULES: Mapping[str, _Rule] = MappingProxyType(
         OCIREPOSITORIES: _oci_repository,
         KRUISE_ROLLOUTS: _kruise_rollout,
         ROLLOUTTESTS: _rollout_test,
+        JOBS: _job,
         ENVIRONMENTS: _environment,
         POLICIES: _namespaced_policy,
         CLUSTER_POLICIES: _cluster_policy,

@@ -20,12 +20,16 @@ from typing import Any
 from policy_engine.cli.common import Streams
 
 KINDS_IN_NAMESPACE = (
-    "rollouts.kuberik.com", "rolloutgates.kuberik.com", "healthchecks.kuberik.com",
+    "rolloutgates.kuberik.com", "healthchecks.kuberik.com",
     "rolloutschedules.kuberik.com", "imagepolicies.image.toolkit.fluxcd.io",
     "kustomizations.kustomize.toolkit.fluxcd.io", "ocirepositories.source.toolkit.fluxcd.io",
-    "rolloutpolicies.tidegate.dev",
+    "rolloutpolicies.tidegate.dev", "rollouts.rollouts.kruise.io",
+    "rollouttests.rollout.kuberik.com",
 )  # fmt: skip
 CLUSTER_KINDS = ("clusterrolloutschedules.kuberik.com", "namespaces")
+LINKED_KINDS = ("rollouts.kuberik.com", "environments.environments.kuberik.com")
+"""Listed in all namespaces (linked Environments may live elsewhere); in the Rollout's
+namespace only when the credentials may not list them cluster-wide."""
 REDACTED = "<redacted>"
 
 
@@ -95,10 +99,13 @@ async def _record(args: argparse.Namespace, connection: Any, token_path: Any) ->
     clock = SystemClock()
     stores = Stores()
     async with Writer.from_connection_info(connection, clock, token_path=token_path) as writer:
-        for kind in (*KINDS_IN_NAMESPACE, *CLUSTER_KINDS):
+        for kind in (*KINDS_IN_NAMESPACE, *CLUSTER_KINDS, *LINKED_KINDS):
             namespace = None if kind in CLUSTER_KINDS else args.namespace
             try:
-                items, version = await writer.list_objects(kind, namespace)
+                if kind in LINKED_KINDS:
+                    items, version = await _list_widely(writer, kind, args.namespace)
+                else:
+                    items, version = await writer.list_objects(kind, namespace)
             except KindUnavailable:
                 items, version = [], None
             stores.replace_all(kind, items, version)
@@ -111,6 +118,19 @@ async def _record(args: argparse.Namespace, connection: Any, token_path: Any) ->
     if args.prometheus_url:
         facts = await _with_alerts(facts, args.prometheus_url, now)
     return _dump(_not_collected(facts), now, args)
+
+
+async def _list_widely(writer: Any, kind: str, namespace: str) -> tuple[list[Any], Any]:
+    """``kind`` in every namespace, or in ``namespace`` when listing everywhere is forbidden."""
+    from controller.applying import ApiError
+
+    try:
+        found: tuple[list[Any], Any] = await writer.list_objects(kind, None)
+    except ApiError as exc:
+        if exc.status != 403:
+            raise
+        found = await writer.list_objects(kind, namespace)
+    return found
 
 
 def _not_collected(facts: Any) -> Any:

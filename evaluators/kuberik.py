@@ -1,9 +1,10 @@
-"""Kuberik facts: a Rollout, its history, candidates, gates and HealthChecks as engine roots.
+"""Kubernetes facts: the Rollout's roots; Flux and OpenKruise objects as FluxObject, KruiseRollout.
 
-Callers: the controller's reconcile (from its watch-fed stores) and, later,
-``tidegate record`` (from live reads). Read-only and pure: objects in, facts
-out, each with provenance naming the object and its resourceVersion. Must not
-decide anything (the engine does) nor read the clock.
+Callers: the controller's reconcile (from its watch-fed stores, through
+``controller.planning.facts`` and ``controller.planning.linked``) and ``tidegate
+record``. Read-only and pure: objects in, facts out, each with provenance naming
+the object and its resourceVersion. Must not decide anything (the engine does),
+find linked objects (the controller links them) nor read the clock.
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ def _release(info: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return {key: info[key] for key in keys if info.get(key) not in (None, "")}
 
 
-def rollout_record(rollout: Object, history: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The ``rollout`` root: identity, labels, spec, the current release and the intents."""
+def rollout_record(
+    rollout: Object, history: Sequence[Mapping[str, Any]], environment: str | None = None
+) -> dict[str, Any]:
+    """The ``rollout`` root: identity, labels, spec, the current release, environment, intents."""
     meta = rollout.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     spec = rollout.get("spec") or {}
@@ -59,6 +62,8 @@ def rollout_record(rollout: Object, history: Sequence[Mapping[str, Any]]) -> dic
     current = _release(history[0].get("version")) if history else None
     if current:
         record["current"] = current
+    if environment:
+        record["environment"] = environment
     return record
 
 
@@ -140,6 +145,12 @@ def health_check_record(hc: Object) -> dict[str, Any]:
     return record
 
 
+def health_check_fact(hc: Object, observed_at: datetime) -> CollectedFact:
+    """The ``healthCheck`` root of a ``cel`` HealthCheck: the check itself."""
+    prov = model.Provenance(SOURCE, ref=_ref(hc, "HealthCheck"), observed_at=observed_at)
+    return _fact("healthCheck", health_check_record(hc), prov)
+
+
 def rollout_facts(
     rollout: Object,
     *,
@@ -149,6 +160,7 @@ def rollout_facts(
     health_checks: Sequence[Object],
     observed_at: datetime,
     windows: Mapping[str, Mapping[str, Any]] | None = None,
+    environment: str | None = None,
 ) -> list[CollectedFact]:
     """The Kuberik roots of one Rollout, from its (planned) status and related objects.
 
@@ -158,7 +170,7 @@ def rollout_facts(
     """
     own = model.Provenance(SOURCE, ref=_ref(rollout, "Rollout"), observed_at=observed_at)
     facts = [
-        _fact("rollout", rollout_record(rollout, history), own),
+        _fact("rollout", rollout_record(rollout, history, environment), own),
         _fact("history", history_records(history), own),
         _fact("candidates", [r for r in map(_release, candidates) if r], own),
         _fact(
@@ -186,3 +198,112 @@ def rollout_facts(
         )
     )
     return facts
+
+
+# --- flux, kruise, environments: projections of objects the controller linked ------------------
+
+FLUX_KINDS = {
+    "kustomizations": "Kustomization",
+    "helmReleases": "HelmRelease",
+    "ociRepositories": "OCIRepository",
+    "imagePolicies": "ImagePolicy",
+}
+"""The ``flux`` root's keys and the Flux kind each holds."""
+
+
+def conditions_record(obj: Object) -> dict[str, dict[str, Any]]:
+    """``status.conditions`` as type -> ``{status, reason, message, lastTransitionTime}``."""
+    found: dict[str, dict[str, Any]] = {}
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if not isinstance(cond, Mapping) or not cond.get("type"):
+            continue
+        keys = ("status", "reason", "message", "lastTransitionTime")
+        found[str(cond["type"])] = {k: cond[k] for k in keys if cond.get(k) not in (None, "")}
+    return found
+
+
+def _flux_revision(obj: Object) -> str | None:
+    """The revision each Flux kind reports: applied, artifact, or the ImagePolicy's latest tag."""
+    status = obj.get("status") or {}
+    kind = obj.get("kind")
+    if kind == "OCIRepository":
+        return (status.get("artifact") or {}).get("revision")
+    if kind == "ImagePolicy":
+        latest = status.get("latestRef") or {}
+        if latest.get("tag"):
+            return str(latest["tag"])
+        image = str(status.get("latestImage") or "")
+        return image.rpartition(":")[2] if ":" in image.rpartition("/")[2] else None
+    return status.get("lastAppliedRevision")
+
+
+def flux_object_record(obj: Object, kstatus: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A Flux object as a FluxObject: ``ready`` from its Ready condition (None without one).
+
+    ``kstatus`` is the object's ``(status, message)`` as kstatus computes it (the caller's
+    implementation): a Ready object that kstatus does not call ``Current`` (a newer
+    generation not yet observed, ``Stalled`` or ``Reconciling``) is not ready, and the
+    message says why.
+    """
+    meta = obj.get("metadata") or {}
+    status = obj.get("status") or {}
+    conditions = conditions_record(obj)
+    ready_condition = conditions.get("Ready")
+    record: dict[str, Any] = {
+        "name": meta.get("name", ""),
+        "ready": None if ready_condition is None else ready_condition.get("status") == "True",
+        "suspended": (obj.get("spec") or {}).get("suspend") is True,
+        "revision": _flux_revision(obj),
+        "lastAttemptedRevision": status.get("lastAttemptedRevision"),
+        "generation": meta.get("generation"),
+        "observedGeneration": status.get("observedGeneration"),
+        "conditions": conditions,
+    }
+    if ready_condition is not None:
+        record["reason"] = ready_condition.get("reason")
+        record["message"] = ready_condition.get("message")
+    if record["ready"] and kstatus is not None and kstatus[0] != "Current":
+        record["ready"] = False
+        record["message"] = f"{kstatus[0]}: {kstatus[1]}"
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def kruise_record(kruise: Object, tests: Sequence[Object] = ()) -> dict[str, Any]:
+    """An OpenKruise Rollout as a KruiseRollout, with the RolloutTests naming it."""
+    meta = kruise.get("metadata") or {}
+    status = kruise.get("status") or {}
+    canary = status.get("canaryStatus") or {}
+
+    def either(key: str) -> Any:
+        return canary.get(key) if canary.get(key) not in (None, "") else status.get(key)
+
+    strategy = (kruise.get("spec") or {}).get("strategy") or {}
+    record: dict[str, Any] = {
+        "name": meta.get("name", ""),
+        "phase": status.get("phase"),
+        "currentStepIndex": either("currentStepIndex"),
+        "currentStepState": either("currentStepState"),
+        "canaryRevision": either("canaryRevision"),
+        "stableRevision": either("stableRevision"),
+        "paused": strategy.get("paused") is True,
+        "conditions": conditions_record(kruise),
+        "tests": [
+            {
+                "name": (test.get("metadata") or {}).get("name", ""),
+                "stepIndex": (test.get("spec") or {}).get("stepIndex"),
+                "phase": (test.get("status") or {}).get("phase"),
+            }
+            for test in tests
+        ],
+    }
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def object_provenance(obj: Object, kind: str, observed_at: datetime) -> model.Provenance:
+    """``kubernetes`` provenance naming ``obj`` and its resourceVersion."""
+    return model.Provenance(SOURCE, ref=_ref(obj, kind), observed_at=observed_at)
+
+
+def query_provenance(query: str, observed_at: datetime) -> model.Provenance:
+    """``kubernetes`` provenance of a root gathered from several objects."""
+    return model.Provenance(SOURCE, query=query, observed_at=observed_at)

@@ -1,4 +1,4 @@
-"""Prometheus as a fact source: active alerts and instant queries over httpx.
+"""Prometheus as a fact source: active alerts, instant queries and series over httpx.
 
 Callers: ``evaluators.collecting`` (through ``collect``), the CLI and the
 controller (which construct it with a client from ``evaluators._http``).
@@ -118,6 +118,30 @@ class PrometheusSource:
         if age > max_age:
             raise FactStale(f"{what}: sample is {age} old, over maxAge {max_age}")
         return sample
+
+    async def series(self, promql: str, at: datetime | None = None) -> list[dict[str, str]]:
+        """The label sets of every series ``promql`` returns (an instant vector).
+
+        Evaluated at ``at``, else at Prometheus' own now. More than 5 000 series is
+        FactInvalid (never truncated: a cut list could hide a firing alert).
+        """
+        params = {"query": promql} if at is None else {"query": promql, "time": _unix(at)}
+        data = await self._get(QUERY_PATH, params)
+        what = f"{self.where}: query {cap_message(promql, 80)}"
+        result = data.get("result") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or data.get("resultType") != "vector":
+            raise FactInvalid(f"{what}: expected an instant vector")
+        if not isinstance(result, list):
+            raise FactInvalid(f"{what}: vector result is not a list")
+        if len(result) > MAX_ALERTS:
+            raise FactInvalid(f"{what}: {len(result)} series, over the bound of {MAX_ALERTS}")
+        found = []
+        for item in result:
+            labels = item.get("metric") if isinstance(item, dict) else None
+            if not isinstance(labels, dict):
+                raise FactInvalid(f"{what}: a series without labels")
+            found.append({str(k): str(v) for k, v in labels.items()})
+        return found
 
     async def collect(self, request: CollectRequest) -> Sequence[CollectedFact]:
         """Alerts plus one request per distinct query of this endpoint, under one deadline.

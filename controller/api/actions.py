@@ -165,9 +165,43 @@ class DeleteObject:
         return f"delete {self.target}"
 
 
+@dataclass(frozen=True, slots=True)
+class JsonPatch:
+    """RFC 6902 ``ops`` on ``target`` (or its ``subresource``, e.g. ``status``).
+
+    With ``resource_version`` the patch applies only to that version (a mismatch
+    is a conflict: re-plan). With ``test`` ops, a failed test (422) means the
+    precondition no longer holds: the action is skipped, not failed.
+    """
+
+    target: ObjectKey
+    ops: tuple[Mapping[str, Any], ...]
+    resource_version: str | None = None
+    subresource: str | None = None
+
+    @property
+    def key(self) -> str:
+        where = f"/{self.subresource}" if self.subresource else ""
+        return f"json-patch {self.target}{where}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteCollection:
+    """Delete every ``kind`` in ``namespace`` labelled ``labels`` (propagation Background)."""
+
+    kind: str
+    namespace: str
+    labels: Mapping[str, str]
+
+    @property
+    def key(self) -> str:
+        selector = ",".join(f"{k}={v}" for k, v in sorted(self.labels.items()))
+        return f"delete-collection {self.kind} {self.namespace} {selector}"
+
+
 Action = (
     WriteStatus | ApplySubstitute | SetSourceTag | PatchStatus | RemoveAnnotations | PostEvent
-    | CreateObject | MergePatch | DeleteObject
+    | CreateObject | MergePatch | DeleteObject | JsonPatch | DeleteCollection
 )  # fmt: skip
 
 

@@ -1,26 +1,30 @@
-"""The engine's view of a prepared Rollout: Kuberik roots as a normalised FactSet.
+"""The engine's view of a prepared Rollout: its Kubernetes roots as a normalised FactSet.
 
-Callers: ``reconciling`` (and tests of planning). Pure; a malformed root
-becomes a ``fact.invalid`` error, so the engine fails closed on it.
+Callers: ``reconciling`` and ``tidegate record`` (and tests of planning). The
+Kuberik roots come from the planned status, ``flux``, ``kruise`` and
+``environments`` from ``planning.linked``. Pure; a malformed root becomes a
+``fact.invalid`` error, so the engine fails closed on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from controller.api.actions import ObjectKey
+from controller.planning.linked import linked_facts
 from controller.planning.observing import Observed
 from controller.planning.preparing import Prepared
 from evaluators.base import CollectedFact
 from evaluators.kuberik import rollout_facts
 from policy_engine import FactSet
 from policy_engine.model import facts as model
+from policy_engine.model.paths import FactPath
 
 
 def facts_of(observed: Observed, prepared: Prepared, now: datetime) -> FactSet:
-    """The FactSet of the prepared Rollout: Kuberik roots from the planned status."""
+    """The FactSet of the prepared Rollout: Kuberik roots from the planned status, linked roots."""
     collected = rollout_facts(
         observed.rollout,
         history=prepared.history,
@@ -29,15 +33,26 @@ def facts_of(observed: Observed, prepared: Prepared, now: datetime) -> FactSet:
         health_checks=observed.health_checks,
         observed_at=now,
         windows=observed.windows,
+        environment=observed.linked.environments.name if observed.linked.environments else None,
     )
-    return assemble(collected, now, observed.key)
+    linked, provenance = linked_facts(observed.linked, prepared.history, now)
+    return assemble([*collected, *linked], now, observed.key, provenance)
 
 
-def assemble(collected: Sequence[CollectedFact], now: datetime, key: ObjectKey) -> FactSet:
-    """Normalised values, errors and provenance; a malformed root becomes ``fact.invalid``."""
+def assemble(
+    collected: Sequence[CollectedFact],
+    now: datetime,
+    key: ObjectKey | None,
+    extra_provenance: Mapping[FactPath, model.Provenance] | None = None,
+) -> FactSet:
+    """Normalised values, errors and provenance; a malformed root becomes ``fact.invalid``.
+
+    Value facts are whole roots; error facts may name a root or a key below one.
+    ``extra_provenance`` adds provenance below the roots (one object per map key).
+    """
     values: dict[str, Any] = {}
     errors: list[model.FactError] = []
-    provenance: dict[tuple[str | int, ...], model.Provenance] = {}
+    provenance: dict[FactPath, model.Provenance] = dict(extra_provenance or {})
     for fact in collected:
         root = str(fact.path[0])
         provenance[fact.path] = fact.provenance
@@ -52,7 +67,7 @@ def assemble(collected: Sequence[CollectedFact], now: datetime, key: ObjectKey) 
         now=now,
         values=values,
         now_source="controller",
-        target=(key.namespace or "", key.name),
+        target=(key.namespace or "", key.name) if key is not None else None,
         errors=tuple(errors),
         provenance=provenance,
     )

@@ -8,6 +8,7 @@ input is a message or an ``Unhealthy`` verdict).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,9 @@ _LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HEALTHY_MESSAGE = "Kustomization and all managed resources are healthy"
 NO_RESOURCES_MESSAGE = "Kustomization has no managed resources"
 NO_ALERTS_MESSAGE = "no matching alerts firing or pending"
+UNAVAILABLE_PREFIX = "prometheus unavailable"
+SPAN_SLACK = timedelta(seconds=5)
+MAX_SPAN = timedelta(hours=24)
 
 HealthStatus = Literal["Healthy", "Unhealthy", "Pending"]
 Object = Mapping[str, Any]
@@ -247,6 +251,41 @@ def alerts_selector(matchers: Mapping[str, str]) -> str:
     return f"ALERTS{{{inner}}}"
 
 
+def alert_span(hc: Object, now: datetime) -> timedelta:
+    """§5.3 "the span since the last successful poll", from the HealthCheck alone.
+
+    Polls run every requeue-interval, so the last successful one was one interval
+    ago (plus ``SPAN_SLACK`` for a late reconcile) unless the status says Prometheus
+    was unavailable: then the span reaches back to when that status began (its
+    ``lastChangeTime``), at most ``MAX_SPAN``. Nothing is kept in memory, so a
+    restarted controller asks for the same span. Over-reaching only repeats a firing
+    already reported (fail closed); it never misses one.
+    """
+    span = requeue_interval(hc) + SPAN_SLACK
+    status = hc.get("status")
+    status = status if isinstance(status, Mapping) else {}
+    message = status.get("message")
+    if isinstance(message, str) and message.startswith(UNAVAILABLE_PREFIX):
+        try:
+            since = parse_timestamp(str(status.get("lastChangeTime") or ""))
+        except TimeSyntaxError:
+            return MAX_SPAN
+        span = max(span, now - since + SPAN_SLACK)
+    return min(span, MAX_SPAN)
+
+
+def alerts_query(matchers: Mapping[str, str], span: timedelta) -> str:
+    """PromQL for the alerts now active plus those that fired within ``span``.
+
+    The instant selector is Prometheus' current view (staleness-aware, so resolved
+    alerts are gone); the ``last_over_time`` range adds any series that fired within
+    the span, however briefly.
+    """
+    seconds = max(1, math.ceil(span.total_seconds()))
+    firing = alerts_selector({**matchers, "alertstate": "firing"})
+    return f"{alerts_selector(matchers)} or last_over_time({firing}[{seconds}s])"
+
+
 def prometheus_alert_verdict(samples: Iterable[Mapping[str, Any]], now: datetime) -> Verdict:
     """§5.3 verdict over the ``ALERTS`` series (or alert records) seen since the last poll.
 
@@ -344,11 +383,15 @@ __all__ = [
     "ALERT_LABELS_ANNOTATION",
     "DEFAULT_REQUEUE",
     "KUSTOMIZATION_ANNOTATION",
+    "MAX_SPAN",
     "MIN_REQUEUE",
     "PROMETHEUS_URL_ANNOTATION",
     "REQUEUE_ANNOTATION",
+    "SPAN_SLACK",
     "HealthStatus",
     "Verdict",
+    "alert_span",
+    "alerts_query",
     "alerts_selector",
     "inventory_entries",
     "kustomization_target",

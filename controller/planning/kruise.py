@@ -199,9 +199,18 @@ def step_gate(
 
 
 def _retry(gate: _Gate, kuberik: Obj, cutoff: datetime, now: datetime) -> None:
-    """Step 3: re-anchor the step deadline, reset stale failed tests, drop ``retry-mode``."""
+    """Step 3: re-anchor the step deadline, reset stale failed tests, drop ``retry-mode``.
+
+    ``started-at`` only moves forward to the cutoff: a step that started after
+    the retry keeps its own start (else a later step would be timed from an old
+    retry, and each pass would undo step 5). ``retry-mode`` is consumed only by
+    the pass that acts on this cutoff (``started-at`` moved or a test was
+    reset), so a mode set for the next retry survives passes under an old cutoff.
+    """
     started = STARTED_AT.format(gate.n)
-    if gate.annotations.get(started) != stamp(cutoff):
+    begun = time_of(gate.annotations.get(started))
+    moved = begun is not None and second(begun) < second(cutoff)
+    if moved:
         gate.annotations[started] = stamp(cutoff)
         gate.annotations.pop(READY_AT.format(gate.n), None)
     kuberik_annotations = annotations_of(kuberik)
@@ -213,7 +222,7 @@ def _retry(gate: _Gate, kuberik: Obj, cutoff: datetime, now: datetime) -> None:
         gate.tests[name] = (test, reset)
         rv = test.metadata.resource_version or ""
         gate.resets.append(TestReset(key_of(test), rv, reset, {TEST_LABEL: name}))
-    if RETRY_MODE in kuberik_annotations:
+    if RETRY_MODE in kuberik_annotations and (moved or gate.resets):
         gate.cleanup = RemoveAnnotations(
             ObjectKey(
                 ROLLOUTS, meta_of(kuberik).get("namespace"), str(meta_of(kuberik).get("name", ""))
@@ -357,13 +366,17 @@ def _timeout(gate: _Gate, ready_timeout: timedelta, deadline: datetime) -> tuple
 
 
 def _approve_ops(kruise: Obj, n: int) -> list[dict[str, Any]]:
-    """Step 10: ``steps[N-1].pause.duration = 0`` as JSON Patch; none if there is no step N."""
+    """Step 10: ``steps[N-1].pause.duration = 0`` as JSON Patch; none if there is no step N
+    or it is approved already (OpenKruise has not moved on yet: nothing to write again)."""
     canary = ((kruise.get("spec") or {}).get("strategy") or {}).get("canary") or {}
     steps = canary.get("steps")
     if not isinstance(steps, list) or n > len(steps):
         return []
     path = f"/spec/strategy/canary/steps/{n - 1}/pause"
-    if isinstance(steps[n - 1].get("pause"), dict):
+    pause = steps[n - 1].get("pause")
+    if isinstance(pause, dict) and pause.get("duration") == 0:
+        return []
+    if isinstance(pause, dict):
         return [{"op": "add", "path": f"{path}/duration", "value": 0}]
     return [{"op": "add", "path": path, "value": {"duration": 0}}]
 

@@ -9,6 +9,7 @@ I/O, read a clock, or import kopf. Times it writes are whole seconds
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -39,8 +40,9 @@ Value = tuple[str, str, str]
 class TestPlan:
     """What one pass changes for a RolloutTest; apply in field order.
 
-    - ``create_job``: a batch/v1 Job manifest (``generateName``) to create; the
-      next pass copies its generated name into ``jobName``.
+    - ``create_job``: a batch/v1 Job manifest (deterministic name, see
+      ``job_manifest``) to create; AlreadyExists means done. The next pass
+      copies its name into ``jobName``.
     - ``status``: the complete new status, replacing the old one under
       ``resource_version``; None when unchanged.
     - ``delete_job``: a Job name to delete with propagation Background, after
@@ -160,12 +162,21 @@ def _without_job(
     pending = waiting_status(status, "observedCanaryRevision") | {"phase": "Pending"}
     if revision:
         pending["observedCanaryRevision"] = revision
-    return pending, _job_manifest(test, revision), None
+    return pending, job_manifest(test, revision, cutoff), None
 
 
-def _job_manifest(test: RolloutTest, revision: str) -> dict[str, Any]:
-    """The Job: ``generateName: <test>-``, the two labels, controlled by the RolloutTest."""
+def job_manifest(test: RolloutTest, revision: str, cutoff: datetime | None) -> dict[str, Any]:
+    """The Job: named ``<test>-<hash>``, the two labels, controlled by the RolloutTest.
+
+    [T] Kuberik uses ``generateName: <test>-``. The name here is the same shape
+    but deterministic in (test uid, canary revision, retry cutoff): a pass that
+    repeats a create (a crash, or a store that lags the create) gets
+    AlreadyExists instead of a second Job, while a retry or a new revision,
+    which must run the test again, gets a new name.
+    """
     name = test.metadata.name or ""
+    identity = f"{test.metadata.uid or ''}|{revision}|{stamp(cutoff) if cutoff else ''}"
+    suffix = hashlib.sha256(identity.encode()).hexdigest()[:10]
     labels = {TEST_LABEL: name} | ({REVISION_LABEL: revision} if revision else {})
     owner = {
         "apiVersion": API_VERSION,
@@ -175,7 +186,7 @@ def _job_manifest(test: RolloutTest, revision: str) -> dict[str, Any]:
         "controller": True,
         "blockOwnerDeletion": True,
     }
-    metadata = {"generateName": f"{name}-", "labels": labels, "ownerReferences": [owner]}
+    metadata = {"name": f"{name[:52]}-{suffix}", "labels": labels, "ownerReferences": [owner]}
     if test.metadata.namespace:
         metadata["namespace"] = test.metadata.namespace
     return {

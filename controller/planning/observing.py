@@ -12,9 +12,10 @@ from typing import Any
 
 from controller.api import actions as kinds
 from controller.api.actions import ObjectKey
-from controller.planning.deploying import SOURCE_KEY, SUBSTITUTE_KEY
+from controller.planning.linked import Linked, observe_linked
 from controller.planning.schedules import windows_for_rollout
 from controller.selectors import selects
+from controller.stores import GATES_BY_ROLLOUT, KUSTOMIZATIONS_BY_ROLLOUT, SOURCES_BY_ROLLOUT, find
 from evaluators.base import Object, ObjectReader
 
 IMAGE_POLICIES = kinds.IMAGEPOLICIES
@@ -40,6 +41,7 @@ class Observed:
     metadata: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     windows: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unsynced: tuple[str, ...] = ()
+    linked: Linked = field(default_factory=Linked)
 
     @property
     def key(self) -> ObjectKey:
@@ -54,10 +56,7 @@ def observe(reader: ObjectReader, rollout: Object) -> Observed:
     spec = rollout.get("spec") or {}
     policy_name = (spec.get("releasesImagePolicy") or {}).get("name")
     image_policy = reader.get(IMAGE_POLICIES, namespace, policy_name) if policy_name else None
-    gates = tuple(
-        g for g in reader.list(GATES, namespace)
-        if ((g.get("spec") or {}).get("rolloutRef") or {}).get("name") == name
-    )  # fmt: skip
+    gates = tuple(find(reader, GATES_BY_ROLLOUT, namespace or None, name))
     kinds = (
         IMAGE_POLICIES, GATES, HEALTH_CHECKS, KUSTOMIZATIONS, OCI_REPOSITORIES,
         SCHEDULES, CLUSTER_SCHEDULES,
@@ -67,14 +66,11 @@ def observe(reader: ObjectReader, rollout: Object) -> Observed:
         image_policy=image_policy,
         gates=gates,
         health_checks=selected_health_checks(reader, rollout),
-        kustomizations=tuple(
-            k for k in reader.list(KUSTOMIZATIONS, namespace) if _names(k, name, substitute=True)
-        ),
-        sources=tuple(
-            s for s in reader.list(OCI_REPOSITORIES, namespace) if _names(s, name, substitute=False)
-        ),
+        kustomizations=tuple(find(reader, KUSTOMIZATIONS_BY_ROLLOUT, namespace or None, name)),
+        sources=tuple(find(reader, SOURCES_BY_ROLLOUT, namespace or None, name)),
         windows=windows_of(reader, rollout),
         unsynced=tuple(kind for kind in kinds if not reader.synced(kind)),
+        linked=observe_linked(reader, rollout),
     )
 
 
@@ -91,13 +87,6 @@ def windows_of(reader: ObjectReader, rollout: Object) -> dict[str, dict[str, Any
     return windows_for_rollout(rollout, schedules, labels)
 
 
-def _names(obj: Object, rollout: str, *, substitute: bool) -> bool:
-    annotations: Mapping[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
-    if not substitute:
-        return annotations.get(SOURCE_KEY) == rollout
-    return any(v == rollout and SUBSTITUTE_KEY.match(k) for k, v in annotations.items())
-
-
 def selected_health_checks(reader: ObjectReader, rollout: Object) -> tuple[Object, ...]:
     """HealthChecks picked by ``spec.healthCheckSelector`` (nil selector: none)."""
     chooser = (rollout.get("spec") or {}).get("healthCheckSelector")
@@ -106,10 +95,10 @@ def selected_health_checks(reader: ObjectReader, rollout: Object) -> tuple[Objec
     namespace = rollout["metadata"].get("namespace")
     namespaces = _namespaces(reader, chooser.get("namespaceSelector"), namespace)
     found: list[Object] = []
-    for hc in reader.list(HEALTH_CHECKS):
-        meta = hc.get("metadata") or {}
-        if meta.get("namespace") in namespaces and selects(chooser["selector"], meta.get("labels")):
-            found.append(hc)
+    for where in sorted({ns for ns in namespaces if ns}):  # one namespace's listing at a time
+        for hc in reader.list(HEALTH_CHECKS, where):
+            if selects(chooser["selector"], (hc.get("metadata") or {}).get("labels")):
+                found.append(hc)
     return tuple(found)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from controller.api.actions import (
     ROLLOUTGATES,
     Action,
+    JsonPatch,
     MergePatch,
     ObjectKey,
     PatchStatus,
@@ -21,9 +22,11 @@ from controller.api.actions import (
 )
 from controller.conditions import is_true, set_condition
 from controller.events import Happening, normal, warning
+from controller.patching import annotation_pointer
 from controller.planning import bake, releases
 from controller.planning.gates import APPROVAL, GateView, gate_view
 from controller.planning.intents import APPROVE, MARK_SUCCESSFUL, RETRY, Intents, read_intents
+from controller.planning.kruise import RETRY_MODE
 from controller.planning.observing import Observed
 
 HEALTH_CHECKS = "healthchecks.kuberik.com"
@@ -91,7 +94,7 @@ def _rollout_key(prepared: Prepared) -> ObjectKey:
 def _one_shot_bake_intents(prepared: Prepared) -> None:
     """``retry`` (§3) and [T] ``mark-successful``: applied to history[0], then removed."""
     intents, history = prepared.intents, prepared.history
-    if intents.retry is not None:
+    if intents.retry is not None and not _skip_mode_first(prepared):
         if history and history[0].get("bakeStatus") == "Failed":
             step = bake.retried(history[0], prepared.now)
             history[0] = step.entry
@@ -107,6 +110,28 @@ def _one_shot_bake_intents(prepared: Prepared) -> None:
         prepared.actions.append(
             RemoveAnnotations(_rollout_key(prepared), {MARK_SUCCESSFUL: intents.mark_successful})
         )
+
+
+def _skip_mode_first(prepared: Prepared) -> bool:
+    """[T] ``retry: skip`` of a Failed entry: first record ``retry-mode: skip``, retry next pass.
+
+    The OpenKruise step gate learns the mode from the Rollout's ``retry-mode``
+    annotation when it sees the new ``lastRetryTimestamp``; ``retry`` itself is
+    removed in the pass that retries. So this pass only adds ``retry-mode: skip``
+    (if ``retry`` still holds the value seen) and leaves the retry to the pass its
+    own watch event starts, when the mode is already on the object.
+    """
+    intents, history = prepared.intents, prepared.history
+    failed = bool(history) and history[0].get("bakeStatus") == "Failed"
+    value = (intents.retry or "").strip()
+    if value != "skip" or not failed or intents.annotations.get(RETRY_MODE) == "skip":
+        return False
+    ops = (
+        {"op": "test", "path": annotation_pointer(RETRY), "value": intents.retry},
+        {"op": "add", "path": annotation_pointer(RETRY_MODE), "value": "skip"},
+    )
+    prepared.actions.append(JsonPatch(_rollout_key(prepared), ops))
+    return True
 
 
 def _approvals(prepared: Prepared) -> None:

@@ -246,6 +246,8 @@ SNAPSHOT_ROOTS: Mapping[str, FactType] = {
     "metricsMeta": MapOf(METRIC_META),
     "flux": FLUX,
     "kruise": MapOf(KRUISE_ROLLOUT),
+    # the HealthCheck a `cel`-class expression judges (POLICY-FORMATS.md §2.5); absent elsewhere
+    "healthCheck": HEALTH_CHECK,
 }
 
 #: Roots computed per evaluation rather than recorded.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from controller import dependents as d
 from controller.api.actions import HEALTHCHECKS, ROLLOUTS, ObjectKey
 from controller.stores import Stores
+from evaluators.base import Object
 
 
 def k8s(
@@ -306,3 +308,46 @@ def test_a_namespace_wakes_its_rollouts_and_those_selecting_namespaces() -> None
 
 def test_an_unknown_kind_wakes_nothing() -> None:
     assert d.affected("widgets.example.com", k8s("Widget", "w"), Stores()) == set()
+
+
+class PlainReader:
+    """An ObjectReader without the stores' indexes: the rules fall back to scanning it."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+
+    def get(self, kind: str, namespace: str | None, name: str) -> Object | None:
+        return self.stores.get(kind, namespace, name)
+
+    def list(self, kind: str, namespace: str | None = None) -> Sequence[Object]:
+        return self.stores.list(kind, namespace)
+
+    def synced(self, kind: str) -> bool:
+        return self.stores.synced(kind)
+
+
+def test_any_object_reader_wakes_the_same_keys_as_the_indexed_stores() -> None:
+    selector = {"selector": {"matchLabels": {"app": "web"}}}
+    cross = {**selector, "namespaceSelector": {}}
+    watching = {"healthcheck.kuberik.com/kustomization": "shop/apps"}
+    stores = stores_with(
+        (
+            ROLLOUTS,
+            rollout("web", releasesImagePolicy={"name": "web"}, healthCheckSelector=selector),
+        ),
+        (ROLLOUTS, rollout("web", "ops", releasesImagePolicy={"name": "web"})),
+        (ROLLOUTS, rollout("cross", "ops", healthCheckSelector=cross)),
+        (d.IMAGEPOLICIES, k8s("ImagePolicy", "web", spec={"imageRepositoryRef": {"name": "r"}})),
+        (HEALTHCHECKS, k8s("HealthCheck", "hc", "ops", annotations=watching)),
+    )
+    probes = (
+        (d.IMAGEPOLICIES, k8s("ImagePolicy", "web")),
+        (d.IMAGEREPOSITORIES, k8s("ImageRepository", "r")),
+        (HEALTHCHECKS, k8s("HealthCheck", "hc", labels={"app": "web"})),
+        (d.KUSTOMIZATIONS, k8s("Kustomization", "apps")),
+        (d.NAMESPACES, k8s("Namespace", "shop", None)),
+    )
+    for kind, body in probes:
+        woken = d.affected(kind, body, stores)
+        assert woken, kind
+        assert d.affected(kind, body, PlainReader(stores)) == woken, kind

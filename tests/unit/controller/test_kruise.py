@@ -9,6 +9,7 @@ the world itself lives in ``kruise_sim``.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ from kruise_sim import (
 
 from controller.planning.kruise import TestPlan, linked_rollout, relevant_entry
 from controller.planning.kruise_linking import go_duration
+from controller.planning.kruise_rollouttests import job_manifest
 
 # --- linking (§8 linking 1–3) ---------------------------------------------------------------
 
@@ -433,11 +435,14 @@ def test_the_job_is_created_from_the_template_once_the_step_pauses() -> None:
     assert world.status("later")["phase"] == "WaitingForStep"
     world.kruise_at(1, "StepPaused")
     plan = world.run("smoke", at(1))
+    assert plan.create_job is not None
+    name = plan.create_job["metadata"]["name"]
+    assert re.fullmatch(r"smoke-[0-9a-f]{10}", name)
     assert plan.create_job == {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "generateName": "smoke-",
+            "name": name,
             "namespace": "ns",
             "labels": {"rollout-test": "smoke", "rollout.kuberik.io/canary-revision": REV},
             "ownerReferences": [
@@ -461,6 +466,19 @@ def test_the_job_is_created_from_the_template_once_the_step_pauses() -> None:
     world.job_runs("smoke", at(3))
     world.run("smoke", at(3))
     assert (world.status()["phase"], world.status()["activePods"]) == ("Running", 1)
+
+
+def test_job_names_repeat_for_the_same_run_and_change_with_a_retry_or_revision() -> None:
+    world = World()
+    world.add_test("smoke", step=1)
+    test = world.model("smoke")
+    first = job_manifest(test, REV, None)["metadata"]["name"]
+    assert job_manifest(test, REV, None)["metadata"]["name"] == first
+    retried = job_manifest(test, REV, at(100))["metadata"]["name"]
+    other = job_manifest(test, REV2, None)["metadata"]["name"]
+    assert len({first, retried, other}) == 3
+    world.add_test("x" * 63, step=1)
+    assert len(job_manifest(world.model("x" * 63), REV, None)["metadata"]["name"]) == 63
 
 
 def test_tests_on_the_last_step_never_run() -> None:
