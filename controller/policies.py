@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from policy_engine import (
 )
 from policy_engine.cel.backend import CelBackend
 from policy_engine.errors import render_diagnostics
+from policy_engine.model.paths import FactPath
 
 POLICY_KINDS = ("rolloutpolicies.tidegate.dev", "clusterrolloutpolicies.tidegate.dev")
 CACHE_SIZE = 1024
@@ -41,6 +42,18 @@ class PolicySet:
 
     policies: tuple[CompiledPolicy, ...]
     problems: tuple[str, ...] = ()
+
+    @property
+    def roots_read(self) -> frozenset[str]:
+        """Fact roots any rule, variable or matchCondition of these policies reads."""
+        return frozenset(str(path[0]) for policy in self.policies for path in _policy_reads(policy))
+
+
+def _policy_reads(policy: CompiledPolicy) -> Iterator[FactPath]:
+    for rule in policy.rules:
+        yield from rule.reads
+    for _, expr in (*policy.variables, *policy.match_conditions):
+        yield from expr.checked.analysis.reads
 
 
 class PolicyEngine:

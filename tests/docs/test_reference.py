@@ -79,7 +79,7 @@ def test_a_missing_region_is_reported_by_name(docs_copy: Path) -> None:
     assert "common-gates" in done.stderr
 
 
-VERBS = ("eval", "test", "check", "functions", "replay", "bench", "run", "record")
+VERBS = ("eval", "test", "check", "functions", "replay", "bench", "run", "record", "demo")
 
 
 @pytest.mark.parametrize("verb", VERBS)
