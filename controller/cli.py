@@ -1,9 +1,11 @@
-"""The ``tidegate run`` verb: flags, credentials, logging, signals; then ``main.run_controller``.
+"""The ``tidegate run`` and ``tidegate demo`` verbs: flags, credentials, logging, signals.
 
 Callers: the ``tidegate`` dispatcher through the ``tidegate.verbs`` entry point
-``run = "controller.cli:RUN"`` as ``RUN(argv, streams) -> int``. kopf and the
-runtime are imported only when the verb runs. Usage errors exit 2 with a hint,
-never a traceback; SIGTERM and SIGINT stop the controller gracefully (exit 0).
+``run = "controller.cli:RUN"`` as ``RUN(argv, streams) -> int`` (then
+``main.run_controller``) and ``demo = "controller.cli:DEMO"`` (then
+``demo.verb``). kopf and the runtime are imported only when the verb runs.
+Usage errors exit 2 with a hint, never a traceback; SIGTERM and SIGINT stop the
+controller gracefully (exit 0).
 """
 
 from __future__ import annotations
@@ -93,6 +95,12 @@ def _parser(streams: Streams) -> _Parser:
         metavar="PREFIX",
         help="URL prefix HealthChecks may query (repeatable; default: any http(s) URL)",
     )
+    parser.add_argument(
+        "--github-api-url",
+        metavar="URL",
+        default="https://api.github.com",
+        help="GitHub REST API of Environments with backend github (default https://api.github.com)",
+    )
     parser.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     parser.add_argument(
         "--cel-backend",
@@ -129,6 +137,17 @@ def RUN(argv: list[str], streams: Streams) -> int:
     return 0
 
 
+def DEMO(argv: list[str], streams: Streams) -> int:
+    """``tidegate demo``: the controller on an emulated API (controller/demo; docs/demo.md)."""
+    try:
+        from controller.demo import verb
+    except ImportError as exc:
+        streams.err.write(f"tidegate demo: error: cannot load: {exc}\n")
+        streams.err.write("  hint: pip install 'tidegate[controller]'\n")
+        return 2
+    return verb.main(argv, streams)
+
+
 def _config(args: argparse.Namespace) -> ControllerConfig:
     if args.workers < 1:
         raise _UsageError(f"--workers {args.workers} must be at least 1")
@@ -155,7 +174,17 @@ def _config(args: argparse.Namespace) -> ControllerConfig:
         cel_backend=args.cel_backend,
         prometheus_url=args.prometheus_url,
         prometheus_allowed=tuple(args.prometheus_allow) if args.prometheus_allow else None,
+        github_api_url=_github_api_url(args.github_api_url),
     )
+
+
+def _github_api_url(url: str) -> str:
+    if not url.startswith(("http://", "https://")) or len(url.split("/")[2]) == 0:
+        raise _UsageError(
+            f"--github-api-url must be an http(s) URL, got {url[:80]!r}",
+            hint="e.g. --github-api-url https://github.example.com/api/v3",
+        )
+    return url.rstrip("/")
 
 
 async def _serve(config: ControllerConfig, clock: Any) -> None:

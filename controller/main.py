@@ -36,6 +36,7 @@ from controller.reconciling import Runtime, reconcile
 from controller.stores import WATCHED_KINDS, Stores
 from evaluators import _http
 from evaluators.base import Clock
+from evaluators.github import DEFAULT_BASE_URL
 from evaluators.oci import OciMetadataSource
 from policy_engine import select_backend
 
@@ -66,6 +67,8 @@ class ControllerConfig:
     prometheus_url: str | None = None
     """The default Prometheus of ``prometheus-alert`` HealthChecks."""
     prometheus_allowed: tuple[str, ...] | None = None
+    github_api_url: str = DEFAULT_BASE_URL
+    """The GitHub REST API of Environments with ``backend.type: github``."""
     """URL prefixes HealthChecks may point at; None: any http(s) URL."""
     kinds: tuple[str, ...] = WATCHED_KINDS
 
@@ -288,6 +291,7 @@ def _runtime(config: ControllerConfig, clock: Clock, stores: Stores, metrics: Me
         oci=OciMetadataSource(http),
         prometheus_url=config.prometheus_url,
         prometheus_allowed=config.prometheus_allowed,
+        github_api_url=config.github_api_url,
     )
 
 

@@ -1,30 +1,24 @@
-"""Environments: GitHub mirroring, remote history, promotion terms, the gate and the facts (§7).
+"""Environments: linking, promotion terms, allowed versions, the owned gate and the facts (§7).
 
-Callers: the controller's Environment reconcile (which does the I/O through
-``evaluators.github`` and the stores) and the Rollout reconcile (the
-``environments`` fact root). Pure: objects, entries and GitHub JSON in; plans,
-entries and objects out. ``now`` is an argument; no I/O, no clock.
+Callers: ``reconciling.environments`` (which reads the stores and GitHub, see
+``planning.mirroring`` for the GitHub side) and the Rollout reconcile (the
+``environments`` fact root through ``planning.linked``). Pure: objects and
+entries in; verdicts, gates and records out. ``now`` is an argument; no I/O,
+no clock.
 
-Entries are Rollout history entries as JSON (``status.history[]``), newest
-first. GitHub deployments come as ``(deployment, statuses)`` pairs with the
-statuses latest first, as ``GitHubDeployments.deployments_with_statuses``
-returns them.
+Entries are Rollout history entries as JSON (``status.history[]``), newest first.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final, Literal
 
-from policy_engine.model.times import TimeSyntaxError, format_timestamp, parse_duration, to_utc
+from policy_engine.model.times import TimeSyntaxError, parse_duration, to_utc
 
 APP_PREFIX: Final = "kuberik/"
-DESCRIPTION_LIMIT: Final = 140
 SOAK: Final = "tidegate.dev/soak"
 UPSTREAMS: Final = "tidegate.dev/upstreams"
 UPSTREAMS_MODE: Final = "tidegate.dev/upstreams-mode"
@@ -33,23 +27,10 @@ ENVIRONMENT_URL: Final = "tidegate.dev/environment-url"
 PRETTY_NAME: Final = "gate.kuberik.com/pretty-name"
 DESCRIPTION: Final = "gate.kuberik.com/description"
 GATE_PRETTY_NAME: Final = "Relationship not ready yet"
-
-#: bakeStatus -> (GitHub state, description prefix); ``None`` is an unset bakeStatus.
-STATUS_TABLE: Final[Mapping[str | None, tuple[str, str]]] = {
-    "Succeeded": ("success", "Bake succeeded"),
-    "Failed": ("failure", "Bake failed"),
-    "InProgress": ("in_progress", "Baking in progress"),
-    "Deploying": ("in_progress", "Deploying"),
-    "Cancelled": ("inactive", "Bake cancelled"),
-    None: ("pending", "Deploying"),
-}
-_TERMINAL = ("Succeeded", "Failed", "Cancelled")
 HEALTHY: Final = ("InProgress", "Succeeded")
-_VERSION_KEYS = ("tag", "digest", "version", "revision", "created")
 
 Obj = Mapping[str, Any]
 Json = dict[str, Any]
-Pair = tuple[Obj, Sequence[Obj]]
 Relation = Literal["After", "Parallel"]
 
 
@@ -57,7 +38,7 @@ class EnvironmentTermsError(ValueError):
     """A malformed Environment spec or tidegate annotation; the message names it."""
 
 
-# --- names and GitHub bodies ----------------------------------------------------------
+# --- names and links ------------------------------------------------------------------
 
 
 def app_name(spec: Obj) -> str:
@@ -66,220 +47,6 @@ def app_name(spec: Obj) -> str:
     if not name:
         raise EnvironmentTermsError("Environment spec.name is required")
     return name if name.startswith(APP_PREFIX) else APP_PREFIX + name
-
-
-def github_environment(spec: Obj) -> str:
-    """The GitHub environment ``kuberik/<name>/<environment>``."""
-    if not spec.get("environment"):
-        raise EnvironmentTermsError("Environment spec.environment is required for mirroring")
-    return f"{app_name(spec)}/{spec['environment']}"
-
-
-def deployment_task(spec: Obj) -> str:
-    """The deployment task ``deploy:kuberik/<name>``."""
-    return f"deploy:{app_name(spec)}"
-
-
-def deployment_payload(entry: Obj, relationship: Obj | None) -> Json:
-    """``{"id": "<id>", "relationship": {...}, "version": <VersionInfo>}`` (JSON-safe)."""
-    version = {
-        key: format_timestamp(value) if isinstance(value, datetime) else value
-        for key, value in (entry.get("version") or {}).items()
-        if value is not None
-    }
-    payload: Json = {"id": str(entry["id"])}
-    if relationship:
-        payload["relationship"] = {k: relationship.get(k) for k in ("environment", "type")}
-    payload["version"] = version
-    return payload
-
-
-def deployment_request(spec: Obj, entry: Obj, relationship: Obj | None) -> Json:
-    """The POST body creating the deployment of ``entry``."""
-    return {
-        "ref": entry["version"]["revision"],
-        "task": deployment_task(spec),
-        "environment": github_environment(spec),
-        "description": entry.get("message") or "",
-        "production_environment": spec.get("environment") == "production",
-        "auto_merge": False,
-        "required_contexts": [],
-        "payload": deployment_payload(entry, relationship),
-    }
-
-
-def status_for(entry: Obj) -> tuple[str, str]:
-    """(state, ``"<prefix>[: <bakeStatusMessage>]"``) at most 140 characters."""
-    state, prefix = STATUS_TABLE.get(entry.get("bakeStatus"), STATUS_TABLE[None])
-    message = entry.get("bakeStatusMessage")
-    text = f"{prefix}: {message}" if message else prefix
-    if len(text) > DESCRIPTION_LIMIT:
-        text = text[: DESCRIPTION_LIMIT - 1] + "…"
-    return state, text
-
-
-def status_request(entry: Obj, environment_url: str | None) -> Json:
-    """The POST body of the status for ``entry``."""
-    state, description = status_for(entry)
-    body: Json = {"state": state, "description": description}
-    if environment_url:
-        body["environment_url"] = environment_url
-    return body
-
-
-def payload_object(payload: Any) -> Json | None:
-    """A deployment payload as an object: JSON, a JSON string, or base64 of JSON."""
-    if isinstance(payload, dict):
-        return payload
-    if not isinstance(payload, str) or not payload:
-        return None
-    for decode in (lambda p: p, lambda p: base64.b64decode(p, validate=True).decode()):
-        try:
-            value = json.loads(decode(payload))
-        except (ValueError, binascii.Error):
-            continue
-        if isinstance(value, dict):
-            return value
-    return None
-
-
-def payload_id(payload: Any) -> str | None:
-    """The payload's ``id`` as a string, or None."""
-    found = (payload_object(payload) or {}).get("id")
-    return None if found is None or isinstance(found, bool | dict | list) else str(found)
-
-
-# --- mirroring ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CreateDeployment:
-    """POST ``request`` to deployments, then POST ``status`` on the new deployment."""
-
-    entry_id: int
-    request: Json
-    status: Json
-
-
-@dataclass(frozen=True, slots=True)
-class PostStatus:
-    """POST ``request`` to the statuses of ``deployment_id``."""
-
-    entry_id: int
-    deployment_id: int
-    request: Json
-
-
-MirrorOperation = CreateDeployment | PostStatus
-
-
-def mirror_plan(
-    history: Sequence[Obj],
-    deployments: Sequence[Pair],
-    *,
-    spec: Obj,
-    relationship: Obj | None = None,
-    environment_url: str | None = None,
-) -> list[MirrorOperation]:
-    """What to write so GitHub mirrors ``history``: oldest entry first, nothing twice."""
-    task, environment = deployment_task(spec), github_environment(spec)
-    plan: list[MirrorOperation] = []
-    for entry in reversed(history):
-        revision = (entry.get("version") or {}).get("revision")
-        if entry.get("id") is None or not revision:
-            continue
-        status = status_request(entry, environment_url)
-        matches = [
-            (deployment, statuses)
-            for deployment, statuses in deployments
-            if deployment.get("ref") == revision
-            and deployment.get("task") == task
-            and deployment.get("environment") == environment
-            and payload_id(deployment.get("payload")) == str(entry["id"])
-        ]
-        if not matches:
-            request = deployment_request(spec, entry, relationship)
-            plan.append(CreateDeployment(int(entry["id"]), request, status))
-            continue
-        deployment, statuses = max(matches, key=lambda pair: int(pair[0]["id"]))
-        wanted = (status["state"], status["description"])
-        if all((s.get("state"), s.get("description")) != wanted for s in statuses):
-            plan.append(PostStatus(int(entry["id"]), int(deployment["id"]), status))
-    return plan
-
-
-# --- remote history -------------------------------------------------------------------
-
-
-def read_status(state: str, description: str) -> tuple[bool, str | None, str | None]:
-    """(ours, bakeStatus, bakeStatusMessage) of a status, read back by its prefix."""
-    for bake, (wanted_state, prefix) in STATUS_TABLE.items():
-        if state != wanted_state or not description.startswith(prefix):
-            continue
-        rest = description[len(prefix) :]
-        if rest and not rest.startswith(": "):
-            continue
-        return True, bake, rest[2:] or None
-    return False, None, None
-
-
-def remote_history(deployments: Sequence[Pair]) -> list[Json]:
-    """History entries of one GitHub environment, newest first, rebuilt from payloads.
-
-    ``bakeStatus`` comes from the latest status that tidegate/Kuberik wrote; other
-    statuses (GitHub's auto-``inactive``, other tools') are skipped. ``bakeStartTime``
-    is the first "Baking in progress" status, else the first ``success``.
-    """
-    entries = []
-    for deployment, statuses in deployments:
-        try:
-            entry = _remote_entry(deployment, statuses)
-        except TimeSyntaxError:  # a foreign, malformed timestamp: not an entry we can read
-            continue
-        if entry is not None:
-            entries.append(entry)
-    return sorted(entries, key=lambda e: (e["timestamp"], e["id"]), reverse=True)
-
-
-def _remote_entry(deployment: Obj, statuses: Sequence[Obj]) -> Json | None:
-    payload = payload_object(deployment.get("payload"))
-    ident = payload_id(payload)
-    version = (payload or {}).get("version")
-    if ident is None or not ident.isdigit() or not isinstance(version, dict):
-        return None
-    if not version.get("tag") or not deployment.get("created_at"):
-        return None
-    read = [
-        (status, *read_status(str(status.get("state")), str(status.get("description") or "")))
-        for status in sorted(statuses, key=_status_order, reverse=True)
-    ]
-    ours = [(status, bake, message) for status, known, bake, message in read if known]
-    entry: Json = {
-        "id": int(ident),
-        "version": {k: version[k] for k in _VERSION_KEYS if version.get(k) is not None},
-        "timestamp": to_utc(str(deployment["created_at"])),
-        "message": deployment.get("description") or None,
-        "triggeredBy": {"kind": "System", "name": _login(deployment)},
-    }
-    if ours:
-        latest, entry["bakeStatus"], entry["bakeStatusMessage"] = ours[0]
-        if entry["bakeStatus"] in _TERMINAL:
-            entry["bakeEndTime"] = to_utc(str(latest["created_at"]))
-    started = [s for s, bake, _ in ours if bake == "InProgress"] or [
-        s for s, bake, _ in ours if bake == "Succeeded"
-    ]
-    if started:
-        entry["bakeStartTime"] = to_utc(str(started[-1]["created_at"]))
-    return {k: v for k, v in entry.items() if v is not None}
-
-
-def _status_order(status: Obj) -> tuple[str, int]:
-    return str(status.get("created_at", "")), int(status.get("id") or 0)
-
-
-def _login(deployment: Obj) -> str:
-    creator = deployment.get("creator")
-    return str(creator.get("login")) if isinstance(creator, dict) else "github"
 
 
 # --- promotion ------------------------------------------------------------------------
@@ -513,21 +280,38 @@ def environment_facts(linked: Iterable[LinkedEnvironment]) -> dict[str, Json]:
     return facts
 
 
-def linked_relations(environment: Obj, environments: Iterable[Obj]) -> dict[str, str]:
-    """``spec.environment`` -> self/upstream/downstream/other for the linked Environments.
+def linked_environments(environment: Obj, environments: Iterable[Obj]) -> dict[str, Obj]:
+    """``spec.environment`` -> the linked Environment object of that name, itself included.
 
     Linked: same app name and the same backend project (either being
-    ``kubernetes`` links within the cluster). Upstreams are followed transitively.
+    ``kubernetes`` links within the cluster). When several namespaces hold one
+    name, ``environment``'s own namespace wins, then the first by namespace/name.
     """
     spec = environment["spec"]
     key = (app_name(spec), _backend(spec))
-    linked = {
-        str(e["spec"].get("environment")): e
-        for e in environments
-        if app_name(e["spec"]) == key[0] and _same_backend(_backend(e["spec"]), key[1])
-    }
+    here = (environment.get("metadata") or {}).get("namespace")
+    linked: dict[str, Obj] = {}
+    for other in sorted(environments, key=lambda e: _rank(e, here)):
+        if app_name(other["spec"]) == key[0] and _same_backend(_backend(other["spec"]), key[1]):
+            linked.setdefault(str(other["spec"].get("environment")), other)
+    linked[str(spec.get("environment"))] = environment
+    return linked
+
+
+def _rank(environment: Obj, namespace: str | None) -> tuple[bool, str, str]:
+    meta = environment.get("metadata") or {}
+    where = str(meta.get("namespace") or "")
+    return where != (namespace or ""), where, str(meta.get("name") or "")
+
+
+def linked_relations(environment: Obj, environments: Iterable[Obj]) -> dict[str, str]:
+    """``spec.environment`` -> self/upstream/downstream/other for the linked Environments.
+
+    Linked as ``linked_environments`` says. Upstreams are followed transitively.
+    """
+    linked = linked_environments(environment, environments)
     ups = {name: set(promotion_terms(e).edges) for name, e in linked.items()}
-    me = str(spec.get("environment"))
+    me = str(environment["spec"].get("environment"))
     relations = dict.fromkeys(linked, "other") | {me: "self"}
     for name in linked:
         if name != me and me in _closure(name, ups):
@@ -559,30 +343,16 @@ def _closure(start: str, ups: Mapping[str, set[str]]) -> set[str]:
 
 
 __all__ = [
-    "STATUS_TABLE",
-    "CreateDeployment",
     "Edge",
     "EnvironmentTermsError",
     "LinkedEnvironment",
-    "MirrorOperation",
-    "PostStatus",
     "PromotionTerms",
     "allowed_versions",
     "app_name",
-    "deployment_payload",
-    "deployment_request",
-    "deployment_task",
     "environment_facts",
     "environment_gate",
-    "github_environment",
+    "linked_environments",
     "linked_relations",
-    "mirror_plan",
-    "payload_id",
-    "payload_object",
     "promotion_terms",
     "qualifies",
-    "read_status",
-    "remote_history",
-    "status_for",
-    "status_request",
 ]

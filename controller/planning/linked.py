@@ -37,6 +37,10 @@ FLUX_STORES = {
     "imagePolicies": kinds.IMAGEPOLICIES,
 }
 """The ``flux`` root's keys and the store each is read from."""
+LINKED_ROOTS = frozenset({"flux", "kruise", "environments"})
+"""The roots built here. ``flux`` and ``kruise`` cost a scan of their kinds, so the
+Rollout reconcile asks only for those its policies read; ``environments`` is always
+built (it also names ``rollout.environment``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,22 +69,32 @@ class Linked:
     """
 
     namespace: str | None = None
+    roots: frozenset[str] = LINKED_ROOTS
     flux: Mapping[str, tuple[Object, ...]] = field(default_factory=dict)
     kruise: tuple[tuple[Object, tuple[Object, ...]], ...] = ()
     environments: LinkedEnvironments | None = field(default_factory=LinkedEnvironments)
     unsynced: Mapping[FactPath, str] = field(default_factory=dict)
 
 
-def observe_linked(reader: ObjectReader, rollout: Object) -> Linked:
-    """Flux objects of the Rollout's namespace, Kruise Rollouts linked to it, its Environments."""
+def observe_linked(
+    reader: ObjectReader, rollout: Object, roots: frozenset[str] = LINKED_ROOTS
+) -> Linked:
+    """Flux objects of the Rollout's namespace, Kruise Rollouts linked to it, its Environments.
+
+    ``flux`` and ``kruise`` are read only when ``roots`` names them.
+    """
     meta = rollout.get("metadata") or {}
     namespace, name = meta.get("namespace"), str(meta.get("name", ""))
-    unsynced = _unsynced(reader, environments=True)
-    kruise = _linked_kruise(reader, namespace, name, unsynced)
+    roots = roots | {"environments"}
+    unsynced = {
+        path: why for path, why in _unsynced(reader, environments=True).items() if path[0] in roots
+    }
+    kruise = _linked_kruise(reader, namespace, name, unsynced) if "kruise" in roots else ()
+    flux = _flux(reader, namespace, unsynced) if "flux" in roots else {}
     environments = (
         LinkedEnvironments() if ("environments",) in unsynced else _environments(reader, rollout)
     )
-    return Linked(namespace, _flux(reader, namespace, unsynced), kruise, environments, unsynced)
+    return Linked(namespace, roots, flux, kruise, environments, unsynced)
 
 
 def namespace_linked(reader: ObjectReader, namespace: str | None) -> Linked:
@@ -92,7 +106,7 @@ def namespace_linked(reader: ObjectReader, namespace: str | None) -> Linked:
             (obj, _tests(reader, obj)) for obj in reader.list(KRUISE_ROLLOUTS, namespace)
         )
     flux = _flux(reader, namespace, unsynced)
-    return Linked(namespace, flux, kruise, environments=None, unsynced=unsynced)
+    return Linked(namespace, LINKED_ROOTS, flux, kruise, environments=None, unsynced=unsynced)
 
 
 def _unsynced(reader: ObjectReader, environments: bool) -> dict[FactPath, str]:
@@ -244,8 +258,10 @@ def linked_facts(
     """
     facts: list[CollectedFact] = []
     provenance: dict[FactPath, model.Provenance] = {}
-    facts.extend(_flux_facts(linked, now, provenance))
-    facts.append(_kruise_fact(linked, now, provenance))
+    if "flux" in linked.roots:
+        facts.extend(_flux_facts(linked, now, provenance))
+    if "kruise" in linked.roots:
+        facts.append(_kruise_fact(linked, now, provenance))
     if linked.environments is None:
         return facts, provenance
     if linked.environments.own is not None or ("environments",) in linked.unsynced:

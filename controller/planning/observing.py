@@ -12,7 +12,7 @@ from typing import Any
 
 from controller.api import actions as kinds
 from controller.api.actions import ObjectKey
-from controller.planning.linked import Linked, observe_linked
+from controller.planning.linked import LINKED_ROOTS, Linked, observe_linked
 from controller.planning.schedules import windows_for_rollout
 from controller.selectors import selects
 from controller.stores import GATES_BY_ROLLOUT, KUSTOMIZATIONS_BY_ROLLOUT, SOURCES_BY_ROLLOUT, find
@@ -49,8 +49,14 @@ class Observed:
         return ObjectKey("rollouts.kuberik.com", meta.get("namespace"), meta["name"])
 
 
-def observe(reader: ObjectReader, rollout: Object) -> Observed:
-    """Collects the Rollout's ImagePolicy, gates, selected HealthChecks and Flux targets."""
+def observe(
+    reader: ObjectReader, rollout: Object, linked_roots: frozenset[str] = LINKED_ROOTS
+) -> Observed:
+    """Collects the Rollout's ImagePolicy, gates, selected HealthChecks and Flux targets.
+
+    ``linked_roots``: the fact roots of ``planning.linked`` to build (all by default; the
+    reconcile passes those its policies read).
+    """
     meta = rollout["metadata"]
     namespace, name = meta.get("namespace"), meta["name"]
     spec = rollout.get("spec") or {}
@@ -70,7 +76,7 @@ def observe(reader: ObjectReader, rollout: Object) -> Observed:
         sources=tuple(find(reader, SOURCES_BY_ROLLOUT, namespace or None, name)),
         windows=windows_of(reader, rollout),
         unsynced=tuple(kind for kind in kinds if not reader.synced(kind)),
-        linked=observe_linked(reader, rollout),
+        linked=observe_linked(reader, rollout, linked_roots),
     )
 
 

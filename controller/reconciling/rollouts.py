@@ -16,6 +16,7 @@ from controller.api.actions import ROLLOUTS, ObjectKey, Plan
 from controller.applying import ApplyConflict
 from controller.planning import Prepared, decide, observe, prepare, recording
 from controller.planning.facts import facts_of
+from controller.planning.linked import LINKED_ROOTS
 from controller.policies import PolicyEngine, PolicySet
 from controller.reconciling.releases import new_release_metadata
 from controller.reconciling.runtime import Runtime
@@ -33,9 +34,10 @@ async def reconcile_rollout(key: ObjectKey, rt: Runtime) -> datetime | None:
     now = rt.clock.now()
     started = time.perf_counter()
     metadata = await new_release_metadata(rollout, rt)
-    observed = dataclasses.replace(observe(rt.reader, rollout), metadata=metadata)
-    prepared = prepare(observed, now)
     policy_set = rt.engine.policies_for(rt.reader, key.namespace)
+    observed = observe(rt.reader, rollout, policy_set.roots_read & LINKED_ROOTS)
+    observed = dataclasses.replace(observed, metadata=metadata)
+    prepared = prepare(observed, now)
     facts = None if prepared.stopped else facts_of(observed, prepared, now)
     evaluation = _evaluate(prepared, policy_set, rt.engine, facts)
     plan = decide(prepared, evaluation)

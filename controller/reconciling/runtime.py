@@ -16,6 +16,7 @@ from controller.decisionlog import DecisionLog
 from controller.metrics import Metrics
 from controller.policies import PolicyEngine
 from evaluators.base import Clock, ObjectReader
+from evaluators.github import DEFAULT_BASE_URL, GitHubDeployments
 from evaluators.oci import OciMetadataSource
 
 
@@ -34,3 +35,6 @@ class Runtime:
     prometheus_url: str | None = None
     prometheus_allowed: Sequence[str] | None = None
     logged: dict[tuple[str | None, str], tuple[object, ...]] = field(default_factory=dict)
+    github_api_url: str = DEFAULT_BASE_URL
+    github_clients: dict[tuple[str, str, str], GitHubDeployments] = field(default_factory=dict)
+    """GitHub clients by (base URL, repository, token digest), kept for their ETag caches."""

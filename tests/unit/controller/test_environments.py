@@ -20,24 +20,26 @@ import pytest
 
 from controller.api.actions import ROLLOUTS, ObjectKey
 from controller.planning.environments import (
-    CreateDeployment,
     Edge,
     EnvironmentTermsError,
     LinkedEnvironment,
-    PostStatus,
     allowed_versions,
-    deployment_payload,
     environment_facts,
     environment_gate,
-    github_environment,
     linked_relations,
-    mirror_plan,
     promotion_terms,
     qualifies,
+)
+from controller.planning.facts import assemble
+from controller.planning.mirroring import (
+    CreateDeployment,
+    PostStatus,
+    deployment_payload,
+    github_environment,
+    mirror_plan,
     remote_history,
     status_for,
 )
-from controller.planning.facts import assemble
 from evaluators.base import CollectedFact
 from policy_engine import Decision, Options, compile_policies, evaluate
 from policy_engine.cel.backend import CelBackend
