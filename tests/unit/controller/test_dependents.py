@@ -46,8 +46,11 @@ def stores_with(*objects: tuple[str, dict[str, Any]]) -> Stores:
     return stores
 
 
-def test_queue_keys_are_rollouts_health_checks_and_schedules() -> None:
-    assert d.QUEUE_KINDS == (ROLLOUTS, HEALTHCHECKS, d.SCHEDULES, d.CLUSTER_SCHEDULES)
+def test_queue_keys_are_the_kinds_tidegate_reconciles() -> None:
+    assert set(d.QUEUE_KINDS) == {
+        ROLLOUTS, HEALTHCHECKS, d.SCHEDULES, d.CLUSTER_SCHEDULES,
+        d.KRUISE_ROLLOUTS, d.ROLLOUTTESTS, d.ENVIRONMENTS,
+    }  # fmt: skip
 
 
 def test_a_rollout_wakes_itself() -> None:
@@ -246,7 +249,7 @@ def test_a_schedule_gate_wakes_the_schedule_that_keeps_it() -> None:
     }
 
 
-def test_an_environment_wakes_the_rollouts_of_every_environment_of_its_app() -> None:
+def test_an_environment_wakes_every_environment_of_its_app_and_their_rollouts() -> None:
     def environment(name: str, namespace: str, app: str, rollout_name: str) -> dict[str, Any]:
         spec = {"name": app, "environment": name, "rolloutRef": {"name": rollout_name}}
         return k8s("Environment", name, namespace, spec=spec)
@@ -258,7 +261,10 @@ def test_an_environment_wakes_the_rollouts_of_every_environment_of_its_app() -> 
         (d.ENVIRONMENTS, environment("prod", "prod", "other", "other")),
         (ROLLOUTS, rollout("web", "stage")),
     )
-    linked = {key("web", "stage"), key("web", "prod")}
+    environments = {
+        ObjectKey(d.ENVIRONMENTS, "stage", "staging"), ObjectKey(d.ENVIRONMENTS, "prod", "prod")
+    }  # fmt: skip
+    linked = {key("web", "stage"), key("web", "prod"), *environments}
     assert d.affected(d.ENVIRONMENTS, staging, stores) == linked
     assert d.affected(ROLLOUTS, rollout("web", "stage"), stores) == linked
 
@@ -285,9 +291,13 @@ def test_a_kruise_rollout_and_its_tests_wake_the_rollout_behind_its_kustomizatio
     )
     kruise = stores.get(d.KRUISE_ROLLOUTS, "shop", "canary")
     assert kruise is not None
-    assert d.affected(d.KRUISE_ROLLOUTS, kruise, stores) == {key("web"), key("api")}
+    itself = ObjectKey(d.KRUISE_ROLLOUTS, "shop", "canary")
+    assert d.affected(d.KRUISE_ROLLOUTS, kruise, stores) == {key("web"), key("api"), itself}
     test = k8s("RolloutTest", "smoke", spec={"rolloutName": "canary", "stepIndex": 1})
-    assert d.affected(d.ROLLOUTTESTS, test, stores) == {key("web"), key("api")}
+    stores.apply_event(d.ROLLOUTTESTS, "ADDED", test)
+    own = ObjectKey(d.ROLLOUTTESTS, "shop", "smoke")
+    assert d.affected(d.ROLLOUTTESTS, test, stores) == {key("web"), key("api"), itself, own}
+    assert d.affected(d.KRUISE_ROLLOUTS, kruise, stores) == {key("web"), key("api"), itself, own}
 
 
 def test_a_namespace_wakes_its_rollouts_and_those_selecting_namespaces() -> None:
