@@ -179,6 +179,9 @@ def _deploy(prepared: Prepared, chosen: Deploy) -> None:
     prepared.actions.append(
         RemoveAnnotations(prepared.observed.key, consumed(prepared.intents, CONSUMED_BY_DEPLOY))
     )
+    # the new entry's bake advances on the next pass (§4.6); with no HealthCheck to write a
+    # status, only our own status write would wake it, and the stores swallow that echo
+    prepared.deadlines.append(prepared.now)
 
 
 def _plan(prepared: Prepared, evaluation: Evaluation | None) -> Plan:
