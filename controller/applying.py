@@ -57,6 +57,8 @@ LOG = logging.getLogger("tidegate.apply")
 USER_AGENT = "tidegate/0.1.0"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 PAGE_SIZE = 500
+LIST_RESTARTS = 3
+"""A LIST whose continue token expired (410 Gone) starts again from the first page."""
 EVENT_MESSAGE_LIMIT = 1024
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
@@ -429,6 +431,17 @@ class Writer:
             ApiError: the LIST failed (403 without RBAC, 5xx, …).
         """
         info = await self.resource(kind)
+        for attempt in range(LIST_RESTARTS + 1):
+            try:
+                return await self._list_pages(info, namespace)
+            except ApiError as exc:  # 410: the continue token expired between pages
+                if exc.status != 410 or attempt == LIST_RESTARTS:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _list_pages(
+        self, info: ResourceInfo, namespace: str | None
+    ) -> tuple[list[dict[str, Any]], str | None]:
         items: list[dict[str, Any]] = []
         params: dict[str, str] = {"limit": str(PAGE_SIZE)}
         while True:

@@ -23,7 +23,7 @@ from controller.api.actions import (
     SetSourceTag,
     WriteStatus,
 )
-from controller.applying import ApplyConflict, ApplyOutcome, KindUnavailable, Writer
+from controller.applying import ApiError, ApplyConflict, ApplyOutcome, KindUnavailable, Writer
 from controller.stores import Stores
 
 T = TypeVar("T")
@@ -288,6 +288,29 @@ def test_listing_returns_typed_objects_and_names_unserved_kinds(
     assert {(i["apiVersion"], i["kind"]) for i in items} == {("kuberik.com/v1alpha1", "Rollout")}
     assert version
     assert unserved
+
+
+@pytest.mark.parametrize(("gone", "listed"), [(1, True), (4, False)])
+def test_a_list_whose_continue_token_expired_starts_again(
+    fault_proxy: FaultProxy, objects: Objects, namespace: str, gone: int, listed: bool
+) -> None:
+    objects.rollout("a")
+    fault_proxy.fail("GET", rf"/namespaces/{namespace}/rollouts$", 410, times=gone)
+
+    async def work() -> list[dict[str, Any]] | int:
+        kubeconfig = fault_proxy.kubeconfig("admin")
+        async with Writer.from_kubeconfig(kubeconfig, ManualClock()) as writer:
+            try:
+                return (await writer.list_objects(ROLLOUTS, namespace))[0]
+            except ApiError as exc:
+                return exc.status
+
+    found = run(work)
+    if listed:
+        assert isinstance(found, list)
+        assert [i["metadata"]["name"] for i in found] == ["a"]
+    else:
+        assert found == 410
 
 
 def test_objects_are_read_by_their_inventory_coordinates(
