@@ -18,7 +18,7 @@ import pytest
 from githubdouble import DEFAULT_TOKEN as TOKEN
 from githubdouble import GitHubDouble
 
-from controller.planning.environments import (
+from controller.planning.mirroring import (
     CreateDeployment,
     MirrorOperation,
     mirror_plan,
