@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
+
+from plainreader import PlainReader
 
 from controller import dependents as d
 from controller.api.actions import HEALTHCHECKS, ROLLOUTS, ObjectKey
 from controller.stores import Stores
-from evaluators.base import Object
 
 
 def k8s(
@@ -318,22 +318,6 @@ def test_a_namespace_wakes_its_rollouts_and_those_selecting_namespaces() -> None
 
 def test_an_unknown_kind_wakes_nothing() -> None:
     assert d.affected("widgets.example.com", k8s("Widget", "w"), Stores()) == set()
-
-
-class PlainReader:
-    """An ObjectReader without the stores' indexes: the rules fall back to scanning it."""
-
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-
-    def get(self, kind: str, namespace: str | None, name: str) -> Object | None:
-        return self.stores.get(kind, namespace, name)
-
-    def list(self, kind: str, namespace: str | None = None) -> Sequence[Object]:
-        return self.stores.list(kind, namespace)
-
-    def synced(self, kind: str) -> bool:
-        return self.stores.synced(kind)
 
 
 def test_any_object_reader_wakes_the_same_keys_as_the_indexed_stores() -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import Any
+
+from plainreader import PlainReader
 
 from controller.api.actions import HEALTHCHECKS, IMAGEPOLICIES, ROLLOUTS
 from controller.stores import (
@@ -21,7 +22,7 @@ from controller.stores import (
     find,
     scan,
 )
-from evaluators.base import Object, ObjectReader
+from evaluators.base import ObjectReader
 
 GATES = "rolloutgates.kuberik.com"
 
@@ -181,22 +182,6 @@ def gate(name: str, rv: str, rollout: str | None, namespace: str = "shop") -> di
 def found(reader: ObjectReader, index: Index, namespace: str | None, value: str) -> list[str]:
     return [f"{o['metadata'].get('namespace')}/{o['metadata']['name']}" for o in
             find(reader, index, namespace, value)]  # fmt: skip
-
-
-class PlainReader:
-    """An ObjectReader without indexes: ``find`` scans it."""
-
-    def __init__(self, stores: Stores) -> None:
-        self.stores = stores
-
-    def get(self, kind: str, namespace: str | None, name: str) -> Object | None:
-        return self.stores.get(kind, namespace, name)
-
-    def list(self, kind: str, namespace: str | None = None) -> Sequence[Object]:
-        return self.stores.list(kind, namespace)
-
-    def synced(self, kind: str) -> bool:
-        return self.stores.synced(kind)
 
 
 def test_an_index_finds_objects_under_every_key_they_name_in_listing_order() -> None:
