@@ -47,10 +47,18 @@ def _rule(result: RuleResult) -> dict[str, Any]:
         "id": result.rule_id,
         "result": str(result.outcome),
         "reason": result.reason,
-        "message": result.error.message if result.error and not result.message else result.message,
+        "message": _message(result),
     }
     _set_time(rule, "nextChange", result.next_change)
     return rule
+
+
+def _message(result: RuleResult) -> str | None:
+    """The rule's message; for an error, also the error (the cause an operator needs)."""
+    if result.error is None:
+        return result.message
+    cause = f"{result.error.code}: {result.error.message}"
+    return f"{result.message}: {cause}" if result.message else cause
 
 
 def _set_time(target: dict[str, Any], key: str, value: datetime | None) -> None:

@@ -23,7 +23,12 @@ from policy_engine.model import facts as model
 from policy_engine.model.paths import FactPath
 
 
-def facts_of(observed: Observed, prepared: Prepared, now: datetime) -> FactSet:
+def facts_of(
+    observed: Observed,
+    prepared: Prepared,
+    now: datetime,
+    extra: Sequence[CollectedFact] = (),
+) -> FactSet:
     """The FactSet of the prepared Rollout: Kuberik roots from the planned status, linked roots."""
     collected = rollout_facts(
         observed.rollout,
@@ -36,7 +41,7 @@ def facts_of(observed: Observed, prepared: Prepared, now: datetime) -> FactSet:
         environment=observed.linked.environments.name if observed.linked.environments else None,
     )
     linked, provenance = linked_facts(observed.linked, prepared.history, now)
-    return assemble([*collected, *linked], now, observed.key, provenance)
+    return assemble([*collected, *linked, *extra], now, observed.key, provenance)
 
 
 def assemble(
@@ -47,20 +52,24 @@ def assemble(
 ) -> FactSet:
     """Normalised values, errors and provenance; a malformed root becomes ``fact.invalid``.
 
-    Value facts are whole roots; error facts may name a root or a key below one.
-    ``extra_provenance`` adds provenance below the roots (one object per map key).
+    Value and error facts may name a root or a key below one (``metrics.errorRate``), in
+    the order collected. ``extra_provenance`` adds provenance below the roots.
     """
-    values: dict[str, Any] = {}
+    raw: dict[str, Any] = {}
     errors: list[model.FactError] = []
     provenance: dict[FactPath, model.Provenance] = dict(extra_provenance or {})
     for fact in collected:
-        root = str(fact.path[0])
         provenance[fact.path] = fact.provenance
         if fact.error is not None:
             errors.append(fact.error)
-            continue
+        elif len(fact.path) == 1:
+            raw[str(fact.path[0])] = fact.value
+        else:
+            _set_below(raw, fact, errors)
+    values: dict[str, Any] = {}
+    for root, value in raw.items():
         try:
-            values[root] = model.normalise_root(root, fact.value)
+            values[root] = model.normalise_root(root, value)
         except model.FactShapeError as exc:
             errors.append(model.FactError(exc.path, exc.code, exc.detail))
     return FactSet(
@@ -71,3 +80,14 @@ def assemble(
         errors=tuple(errors),
         provenance=provenance,
     )
+
+
+def _set_below(raw: dict[str, Any], fact: CollectedFact, errors: list[model.FactError]) -> None:
+    root = str(fact.path[0])
+    if isinstance(raw.get(root), dict):
+        raw[root] = dict(raw[root])  # never write into a collected value
+    try:
+        model.set_path(raw, fact.path, fact.value)
+    except (KeyError, IndexError, TypeError) as exc:
+        detail = f"cannot set {model.format_path(fact.path)}: {exc}"
+        errors.append(model.FactError(fact.path, "fact.invalid", detail))

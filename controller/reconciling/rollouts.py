@@ -17,13 +17,17 @@ from controller.applying import ApplyConflict
 from controller.planning import Prepared, decide, observe, prepare, recording
 from controller.planning.facts import facts_of
 from controller.planning.linked import LINKED_ROOTS
+from controller.planning.observing import Observed
 from controller.policies import PolicyEngine, PolicySet
+from controller.reconciling.prometheus_facts import PROMETHEUS_ROOTS, prometheus_facts
 from controller.reconciling.releases import new_release_metadata
 from controller.reconciling.runtime import Runtime
 from policy_engine import Evaluation, FactSet
 
 LOG = logging.getLogger("tidegate.reconcile")
 MIN_DELAY = timedelta(seconds=1)
+PROMETHEUS_POLL = timedelta(seconds=30)
+"""How often a Rollout with candidates is re-judged when its policies read Prometheus."""
 
 
 async def reconcile_rollout(key: ObjectKey, rt: Runtime) -> datetime | None:
@@ -38,7 +42,7 @@ async def reconcile_rollout(key: ObjectKey, rt: Runtime) -> datetime | None:
     observed = observe(rt.reader, rollout, policy_set.roots_read & LINKED_ROOTS)
     observed = dataclasses.replace(observed, metadata=metadata)
     prepared = prepare(observed, now)
-    facts = None if prepared.stopped else facts_of(observed, prepared, now)
+    facts = None if prepared.stopped else await _facts(observed, prepared, policy_set, rt, now)
     evaluation = _evaluate(prepared, policy_set, rt.engine, facts)
     plan = decide(prepared, evaluation)
     outcome = await rt.writer.apply(plan)
@@ -49,7 +53,23 @@ async def reconcile_rollout(key: ObjectKey, rt: Runtime) -> datetime | None:
         return now
     if outcome.error is not None:
         raise outcome.error
-    return _requeue_at(plan, now)
+    again = _requeue_at(plan, now)
+    if evaluation is not None and evaluation.verdicts and policy_set.roots_read & PROMETHEUS_ROOTS:
+        poll = now + PROMETHEUS_POLL  # Prometheus changes without a watch event
+        again = poll if again is None else min(again, poll)
+    return again
+
+
+async def _facts(
+    observed: Observed, prepared: Prepared, policy_set: PolicySet, rt: Runtime, now: datetime
+) -> FactSet:
+    """The Rollout's facts; Prometheus roots added only when a policy reads them."""
+    facts = facts_of(observed, prepared, now)
+    if not policy_set.roots_read & PROMETHEUS_ROOTS:
+        return facts
+    roots = policy_set.roots_read
+    extra = await prometheus_facts(rt, policy_set.policies, roots, facts.values, now)
+    return facts_of(observed, prepared, now, extra)
 
 
 def _record(

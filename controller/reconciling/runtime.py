@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import httpx
 
@@ -15,7 +16,7 @@ from controller.applying import Writer
 from controller.decisionlog import DecisionLog
 from controller.metrics import Metrics
 from controller.policies import PolicyEngine
-from evaluators.base import Clock, ObjectReader
+from evaluators.base import Clock, CollectedFact, ObjectReader
 from evaluators.github import DEFAULT_BASE_URL, GitHubDeployments
 from evaluators.oci import OciMetadataSource
 
@@ -37,4 +38,8 @@ class Runtime:
     logged: dict[tuple[str | None, str], tuple[object, ...]] = field(default_factory=dict)
     github_api_url: str = DEFAULT_BASE_URL
     github_clients: dict[tuple[str, str, str], GitHubDeployments] = field(default_factory=dict)
+    prometheus_cache: dict[tuple[object, ...], tuple[datetime, tuple[CollectedFact, ...]]] = field(
+        default_factory=dict
+    )
+    """Prometheus collections by (URL, alerts?, queries), shared by Rollouts for a few seconds."""
     """GitHub clients by (base URL, repository, token digest), kept for their ETag caches."""

@@ -107,13 +107,16 @@ class _Builder:
             is not None
         )
         self.matches_per_candidate = any(self.per_candidate(e) for _, e in matches)
+        metric_queries: dict[str, CompiledExpr] = {}
         for name, metric in spec.facts.metrics.items():
             if metric.query_expression is not None:
-                self.expr(
+                query = self.expr(
                     metric.query_expression,
                     ("spec", "facts", "metrics", name, "queryExpression"),
                     CelType.STRING,
                 )
+                if query is not None:
+                    metric_queries[name] = query
         rules = tuple(r for i, rule in enumerate(spec.rules) if (r := self.rule(i, rule)))
         if self.errors:
             return None
@@ -133,6 +136,7 @@ class _Builder:
             variables_per_candidate=bool(self.candidate_variables),
             variables_read_now=any(e.checked.analysis.reads_now for _, e in variables_),
             matches_per_candidate=self.matches_per_candidate,
+            metric_queries=metric_queries,
         )
 
     def _windows(self) -> dict[str, windows.Window]:

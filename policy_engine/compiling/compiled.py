@@ -98,6 +98,8 @@ class CompiledPolicy:
     matches_per_candidate: bool = True
     #: ``policy.ref``, worked out once (evaluation reads it for every result)
     ref: str = ""
+    #: ``facts.metrics.<name>.queryExpression``, checked as string expressions
+    metric_queries: Mapping[str, CompiledExpr] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.ref:
