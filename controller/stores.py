@@ -53,6 +53,8 @@ WATCHED_KINDS: tuple[str, ...] = (
     "kustomizations.kustomize.toolkit.fluxcd.io",
     "rollouts.rollouts.kruise.io",
     "jobs.batch",
+    "ingresses.networking.k8s.io",
+    "httproutes.gateway.networking.k8s.io",
     NAMESPACES,
 )
 """Every kind the controller watches, primes and reads (ARCHITECTURE.md §7)."""

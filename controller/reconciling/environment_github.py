@@ -105,10 +105,13 @@ async def mirror(
     history: Sequence[Any],
     now: datetime,
     reads: Reads,
+    url: str | None,
 ) -> None:
-    """Creates the missing deployments and statuses of this environment's history, oldest first."""
+    """Creates the missing deployments and statuses of this environment's history, oldest first.
+
+    ``url`` is the statuses' ``environment_url`` (annotation or dashboard), if any.
+    """
     spec = environment["spec"]
-    url = ((environment["metadata"].get("annotations") or {}).get(envs.ENVIRONMENT_URL)) or None
     try:
         pairs = await github.deployments_with_statuses(
             environment=mirroring.github_environment(spec), task=mirroring.deployment_task(spec),

@@ -30,6 +30,7 @@ from controller.api.actions import (
 )
 from controller.applying import ApplyConflict
 from controller.planning import environments as envs
+from controller.planning.dashboard import environment_url
 from controller.reconciling.environment_github import Reads, github_client, mirror, read_remote
 from controller.reconciling.runtime import Runtime
 from evaluators.base import Object
@@ -54,7 +55,7 @@ async def reconcile_environment(key: ObjectKey, rt: Runtime) -> datetime | None:
     own = list(((rollout or {}).get("status") or {}).get("history") or [])
     github = await github_client(environment, rt, reads) if _backend(spec) == "github" else None
     if github is not None:
-        await mirror(github, environment, own, now, reads)
+        await mirror(github, environment, own, now, reads, environment_url(environment, rt.reader))
     linked = _linked(environment, rt, reads)
     _read_cluster(linked, rt, reads)
     if github is not None and terms is not None:
@@ -138,9 +139,9 @@ def _read_cluster(linked: Mapping[str, Object], rt: Runtime, reads: Reads) -> No
         status = (rollout or {}).get("status") or {}
         reads.histories[name] = list(status.get("history") or [])
         reads.relationships[name] = spec.get("relationship")
-        url = (meta.get("annotations") or {}).get(envs.ENVIRONMENT_URL)
+        url = environment_url(other, rt.reader)
         if url:
-            reads.urls[name] = str(url)
+            reads.urls[name] = url
         if conditions.is_true(status.get("conditions") or [], "DeploymentBlocked"):
             reads.blocked.add(name)
 

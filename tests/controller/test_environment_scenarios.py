@@ -271,17 +271,34 @@ def requeued(clock: ManualClock, after: timedelta = timedelta(minutes=1)) -> Non
 # --- 37: mirroring ----------------------------------------------------------------------------
 
 
+def dashboard(kube: KubeCluster, namespace: str, host: str) -> None:
+    """An Ingress to the Kuberik dashboard Service (``environment_url`` comes from it)."""
+    backend = {"service": {"name": "rollout-dashboard", "port": {"number": 80}}}
+    body = {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "dashboard", "namespace": namespace},
+        "spec": {"rules": [{"host": host, "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": backend}]}}]},
+    }  # fmt: skip
+    path = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
+    status, answer = kube.request("POST", path, body)
+    assert status == 201, answer
+
+
 def test_37_history_is_mirrored_to_github_once(
     kube: KubeCluster, namespace: str, registry: Registry, github: GitHubDouble,
     clock: ManualClock, controller: ControllerHarness,
 ) -> None:  # fmt: skip
     app = App(kube, namespace, registry)
+    dashboard(kube, namespace, "dash.example.com")
     app.rollout("staging", bakeTime="1h")
     app.environment("staging", "staging")
     controller.wait_until(lambda: app.allowed("staging") is None, what="the owned gate")
     app.observe("staging", "1.0.0")
     controller.wait_until(lambda: mirrored(github, "Baking in progress"), what="the mirror")
     [deployment] = github.deployments()
+    url = f"http://dash.example.com/rollouts/{namespace}/staging"
+    assert deployment["statuses"][0].get("environment_url") == url, "the dashboard URL"
     assert deployment["ref"] == "rev-1.0.0"
     assert deployment["task"] == "deploy:kuberik/app"
     assert deployment["environment"] == "kuberik/app/staging"
