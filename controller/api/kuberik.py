@@ -216,7 +216,10 @@ class DecisionCandidate(CrdModel):
 class Decision(CrdModel):
     """[T] Why the Rollout deploys, waits or is blocked; absent without candidates."""
 
-    decision: DecisionWord = Field(description="Decision for the newest candidate.")
+    decision: DecisionWord = Field(
+        description="Decision for the candidate that deploys next: the newest, or the oldest "
+        "with sequential."
+    )
     allowed_versions: tuple[str, ...] = Field(
         default=(), alias="allowedVersions", description="Allowed candidates, newest first."
     )

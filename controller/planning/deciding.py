@@ -28,8 +28,11 @@ from policy_engine.model.verdict import Decision, Evaluation
 def decide(prepared: Prepared, evaluation: Evaluation | None) -> Plan:
     """The plan: status (write-ahead), Flux patches, HC resets, annotation removals, events."""
     if evaluation is not None and prepared.candidates.releases:
+        sequential = prepared.intents.sequential and prepared.history
         prepared.status["decision"] = decision_status(
-            evaluation, prepared.observed.rollout.get("status") or {}
+            evaluation,
+            prepared.observed.rollout.get("status") or {},
+            focus=prepared.candidates.tags[-1] if sequential else None,
         )
     else:
         prepared.status.pop("decision", None)

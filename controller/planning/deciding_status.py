@@ -15,15 +15,26 @@ from policy_engine.model.times import format_timestamp
 from policy_engine.model.verdict import Evaluation, Outcome, RuleResult, Verdict
 
 
-def decision_status(evaluation: Evaluation, previous: Mapping[str, Any]) -> dict[str, Any]:
-    """``{decision, allowedVersions, nextChange, evaluatedAt, policies, candidates}``."""
+def decision_status(
+    evaluation: Evaluation, previous: Mapping[str, Any], focus: str | None = None
+) -> dict[str, Any]:
+    """``{decision, allowedVersions, nextChange, evaluatedAt, policies, candidates}``.
+
+    ``decision`` and ``nextChange`` are the engine's overall ones, or, with ``focus``
+    (the candidate that must deploy next, e.g. the oldest under ``sequential``), that
+    candidate's.
+    """
+    word, next_change = evaluation.decision, evaluation.next_change
+    focused = evaluation.verdict_for(focus) if focus is not None else None
+    if focused is not None:
+        word, next_change = focused.decision, focused.next_change
     decision: dict[str, Any] = {
-        "decision": str(evaluation.decision) if evaluation.decision else None,
+        "decision": str(word) if word else None,
         "allowedVersions": list(evaluation.allowed_versions),
         "policies": [{"name": p.ref, "digest": p.digest} for p in evaluation.policies],
         "candidates": [_candidate(v) for v in evaluation.verdicts],
     }
-    _set_time(decision, "nextChange", evaluation.next_change)
+    _set_time(decision, "nextChange", next_change)
     earlier = dict(previous.get("decision") or {})
     stamp = earlier.pop("evaluatedAt", None)
     decision["evaluatedAt"] = (

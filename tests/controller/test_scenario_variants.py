@@ -83,6 +83,7 @@ def test_sequential_behind_a_gate_that_skips_the_next_version_deploys_nothing(
 
     blamed = controller.wait_until(blamed_rules, what="1.1.0 Blocked")
     assert any(rule.startswith("kuberik/rollout-gates") for rule in blamed), blamed
+    assert world.status["decision"]["decision"] == "Blocked", "the next in order decides"
     assert world.tags() == ["1.0.0"]
 
 
