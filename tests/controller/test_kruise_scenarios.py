@@ -383,3 +383,41 @@ def done_when(
     assert canary.condition("Stalled")["status"] == "False"
     ready = next(c for c in canary.test_status()["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("True", "TestSkipped")
+
+
+def test_44_retry_without_skip_runs_the_failed_test_again_with_a_new_job(
+    world: World, clock: ManualClock, kube: KubeCluster
+) -> None:
+    canary = Canary(world)
+    canary.create()
+    canary.test()
+    coupled(world, canary, kube)
+    with ControllerHarness(kube.admin_kubeconfig, clock, world.ns) as controller:
+        world.observe("0.1.0")
+        controller.wait_until(lambda: world.tags() == ["0.1.0"], what="0.1.0 deployed")
+        canary.at(1)
+        controller.wait_until(
+            ticking(clock, lambda: world.entry().get("bakeStartTime")), what="the bake"
+        )
+        clock.advance(timedelta(seconds=5))
+        run_test(canary, controller, clock, "Failed")
+        controller.wait_until(
+            ticking(clock, lambda: world.entry().get("bakeStatus") == "Failed"), what="failed"
+        )
+        first = {job["metadata"]["name"] for job in canary.jobs()}
+        clock.advance(timedelta(seconds=5))
+        world.annotate(**{RETRY: "true"})
+
+        def new_job() -> bool:
+            names = {job["metadata"]["name"] for job in canary.jobs()}
+            return bool(names) and not names & first
+
+        controller.wait_until(new_job, what="the failed test's Job replaced")
+        assert len(canary.jobs()) == 1
+        controller.wait_until(lambda: canary.phase() == "Pending", what="the test re-runs")
+        assert world.entry()["bakeStatus"] in ("Deploying", "InProgress")
+        assert world.entry()["lastRetryTimestamp"]
+        canary.job_runs(clock)
+        controller.wait_until(lambda: canary.phase() == "Running", what="Running")
+        canary.job_ends(clock, "Complete")
+        controller.wait_until(lambda: canary.phase() == "Succeeded", what="Succeeded")
