@@ -90,12 +90,7 @@ def create_cel_check(world: World, name: str, expression: str) -> None:
 
 
 def polled(clock: ManualClock, world: World, name: str, wanted: str) -> dict[str, Any] | None:
-    """Moves the clock one interval and returns the status once it reads ``wanted``."""
-    status = world.hc_status(name)
-    if status.get("status") == wanted:
-        return status
-    clock.advance(timedelta(seconds=10))
-    return None
+    return world.hc_polled(clock, name, wanted, timedelta(seconds=10))
 
 
 def test_a_cel_health_check_follows_its_expression_over_flux_facts(

@@ -335,9 +335,10 @@ def test_done_when_a_failing_step_1_test_stalls_fails_the_bake_and_retry_skip_pr
         done_when(world, canary, controller, clock)
 
 
-def done_when(
+def fail_step_1(
     world: World, canary: Canary, controller: ControllerHarness, clock: ManualClock
 ) -> None:
+    """0.1.0 deploys, the canary pauses at step 1 during the bake, its test's Job fails."""
     world.observe("0.1.0")
     controller.wait_until(lambda: world.tags() == ["0.1.0"], what="0.1.0 deployed")
     canary.at(1)
@@ -346,6 +347,12 @@ def done_when(
     )
     clock.advance(timedelta(seconds=5))
     run_test(canary, controller, clock, "Failed")
+
+
+def done_when(
+    world: World, canary: Canary, controller: ControllerHarness, clock: ManualClock
+) -> None:
+    fail_step_1(world, canary, controller, clock)
     controller.wait_until(
         lambda: canary.condition("Stalled").get("status") == "True", what="Stalled"
     )
@@ -393,14 +400,7 @@ def test_44_retry_without_skip_runs_the_failed_test_again_with_a_new_job(
     canary.test()
     coupled(world, canary, kube)
     with ControllerHarness(kube.admin_kubeconfig, clock, world.ns) as controller:
-        world.observe("0.1.0")
-        controller.wait_until(lambda: world.tags() == ["0.1.0"], what="0.1.0 deployed")
-        canary.at(1)
-        controller.wait_until(
-            ticking(clock, lambda: world.entry().get("bakeStartTime")), what="the bake"
-        )
-        clock.advance(timedelta(seconds=5))
-        run_test(canary, controller, clock, "Failed")
+        fail_step_1(world, canary, controller, clock)
         controller.wait_until(
             ticking(clock, lambda: world.entry().get("bakeStatus") == "Failed"), what="failed"
         )

@@ -44,12 +44,7 @@ def create_check(world: World, name: str, url: str) -> None:
 
 
 def polled(clock: ManualClock, world: World, name: str, wanted: str) -> dict[str, Any] | None:
-    """Moves the clock one poll interval and returns the status once it reads ``wanted``."""
-    status = world.hc_status(name)
-    if status.get("status") == wanted:
-        return status
-    clock.advance(timedelta(seconds=5))
-    return None
+    return world.hc_polled(clock, name, wanted, timedelta(seconds=5))
 
 
 def test_a_firing_alert_makes_the_check_unhealthy_and_clearing_it_healthy(

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from clocks import ManualClock
 from kubecluster import KubeCluster
 
 from policy_engine.model.times import format_timestamp
@@ -191,6 +192,16 @@ class World:
     def hc_status(self, name: str = "hc") -> dict[str, Any]:
         found: dict[str, Any] = self.get(KUBERIK, "healthchecks", name).get("status") or {}
         return found
+
+    def hc_polled(
+        self, clock: ManualClock, name: str, wanted: str, every: timedelta
+    ) -> dict[str, Any] | None:
+        """The HealthCheck's status once it reads ``wanted``; else the clock moves one poll."""
+        status = self.hc_status(name)
+        if status.get("status") == wanted:
+            return status
+        clock.advance(every)
+        return None
 
     def events(self, reason: str | None = None) -> list[dict[str, Any]]:
         status, body = self.kube.request("GET", f"/api/v1/namespaces/{self.ns}/events")
