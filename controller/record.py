@@ -26,7 +26,11 @@ KINDS_IN_NAMESPACE = (
     "rolloutpolicies.tidegate.dev", "rollouts.rollouts.kruise.io",
     "rollouttests.rollout.kuberik.com",
 )  # fmt: skip
-CLUSTER_KINDS = ("clusterrolloutschedules.kuberik.com", "namespaces")
+CLUSTER_KINDS = (
+    "clusterrolloutschedules.kuberik.com",
+    "clusterrolloutpolicies.tidegate.dev",
+    "namespaces",
+)
 LINKED_KINDS = ("rollouts.kuberik.com", "environments.environments.kuberik.com")
 """Listed in all namespaces (linked Environments may live elsewhere); in the Rollout's
 namespace only when the credentials may not list them cluster-wide."""
@@ -114,10 +118,26 @@ async def _record(args: argparse.Namespace, connection: Any, token_path: Any) ->
         raise LookupError(f"Rollout {args.namespace}/{args.rollout} not found")
     now = clock.now()
     observed = observe(stores, rollout)
-    facts = facts_of(observed, prepare(observed, now), now)
+    prepared = prepare(observed, now)
+    facts = facts_of(observed, prepared, now)
     if args.prometheus_url:
-        facts = await _with_alerts(facts, args.prometheus_url, now)
+        extra = await _prometheus_facts(stores, args, facts.values, now)
+        facts = facts_of(observed, prepared, now, extra)
     return _dump(_not_collected(facts), now, args)
+
+
+async def _prometheus_facts(stores: Any, args: argparse.Namespace, values: Any, now: Any) -> Any:
+    """Alerts and every metric the policies in force declare (rendered for this Rollout)."""
+    from controller.policies import PolicyEngine
+    from controller.reconciling.prometheus_facts import Prometheus
+    from evaluators import _http
+    from policy_engine.cel.environment import select_backend
+
+    backend = select_backend().backend
+    policies = PolicyEngine(backend).policies_for(stores, args.namespace).policies
+    async with _http.make_client() as client:
+        prometheus = Prometheus(args.prometheus_url, client, backend)
+        return await prometheus.facts(policies, True, values, now)
 
 
 async def _list_widely(writer: Any, kind: str, namespace: str) -> tuple[list[Any], Any]:
@@ -141,9 +161,9 @@ def _not_collected(facts: Any) -> Any:
 
     reasons = {
         "alerts": "not recorded: pass --prometheus-url",
-        "metrics": "not recorded: tidegate record does not query metrics yet",
-        "metricsMeta": "not recorded: tidegate record does not query metrics yet",
-        "environments": "not recorded: tidegate record does not read Environments yet",
+        "metrics": "not recorded: pass --prometheus-url",
+        "metricsMeta": "not recorded: pass --prometheus-url",
+        "environments": "not recorded: Environments are not served by this cluster",
     }
     missing = [
         model.FactError((root,), "fact.unavailable", reason)
@@ -151,22 +171,6 @@ def _not_collected(facts: Any) -> Any:
         if root not in facts.values
     ]
     return dataclasses.replace(facts, errors=(*facts.errors, *missing))
-
-
-async def _with_alerts(facts: Any, url: str, now: Any) -> Any:
-    import dataclasses
-
-    from evaluators import _http
-    from evaluators.prometheus import PrometheusSource
-    from policy_engine.model import facts as model
-
-    async with _http.make_client() as client:
-        alerts = await PrometheusSource(url, client).alerts()
-    provenance = dict(facts.provenance)
-    provenance[("alerts",)] = model.Provenance("prometheus", endpoint=url, observed_at=now)
-    return dataclasses.replace(
-        facts, values={**facts.values, "alerts": alerts}, provenance=provenance
-    )
 
 
 def _dump(facts: Any, now: Any, args: argparse.Namespace) -> str:

@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+
+import httpx
 
 from controller.reconciling.runtime import Runtime
 from evaluators.base import CollectedFact, CollectRequest, FactError, FactUnavailable, MetricQuery
 from evaluators.prometheus import PrometheusSource
 from policy_engine import CompiledPolicy
+from policy_engine.cel.backend import CelBackend
 from policy_engine.evaluation.metrics import MetricRequest, metric_requests
 from policy_engine.model import facts as model
 from policy_engine.model.paths import FactPath
@@ -38,19 +42,71 @@ async def prometheus_facts(
     values: Mapping[str, Any],
     now: datetime,
 ) -> list[CollectedFact]:
-    """The Prometheus roots, or [] when no policy reads them."""
+    """The Prometheus roots, or [] when no policy reads them (collections shared in ``rt``)."""
     if not roots_read & PROMETHEUS_ROOTS:
         return []
-    requests = metric_requests(policies, values, now, rt.engine.backend)
-    wanted, problems = _split(requests)
-    source = _source(rt, "alerts" in roots_read)
-    if isinstance(source, str):
-        return _unavailable_everything(source, requests, now)
-    collected = await _shared(rt, source, wanted, now)
-    prov = model.Provenance("prometheus", endpoint=source.base_url, observed_at=now)
-    for name, why in sorted(problems.items()):
-        collected += [_unavailable(("metrics", name), why, prov)]
-    return collected
+    prometheus = Prometheus(rt.prometheus_url, rt.http, rt.engine.backend, rt.prometheus_cache)
+    return await prometheus.facts(policies, "alerts" in roots_read, values, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Prometheus:
+    """One Prometheus (the ``default`` endpoint) and the cache its collections are shared in."""
+
+    url: str | None
+    http: httpx.AsyncClient | None
+    backend: CelBackend
+    cache: dict[tuple[object, ...], tuple[datetime, tuple[CollectedFact, ...]]] = field(
+        default_factory=dict
+    )
+
+    async def facts(
+        self,
+        policies: Sequence[CompiledPolicy],
+        alerts: bool,
+        values: Mapping[str, Any],
+        now: datetime,
+    ) -> list[CollectedFact]:
+        """``alerts`` (when asked) and every metric the policies declare; never raises."""
+        requests = metric_requests(policies, values, now, self.backend)
+        wanted, problems = _split(requests)
+        source = self._source(alerts)
+        if isinstance(source, str):
+            return _unavailable_everything(source, requests, now)
+        collected = await self._shared(source, wanted, now)
+        prov = model.Provenance("prometheus", endpoint=source.base_url, observed_at=now)
+        for name, why in sorted(problems.items()):
+            collected += [_unavailable(("metrics", name), why, prov)]
+        return collected
+
+    def _source(self, alerts: bool) -> PrometheusSource | str:
+        if not self.url or self.http is None:
+            return NO_PROMETHEUS
+        try:
+            return PrometheusSource(self.url, self.http, collect_alerts=alerts)
+        except FactError as exc:
+            return exc.message
+
+    async def _shared(
+        self, source: PrometheusSource, wanted: Mapping[str, MetricQuery], now: datetime
+    ) -> list[CollectedFact]:
+        """One collection per (alerts?, queries) within SHARE_FOR; the facts are copied out."""
+        queries = tuple(sorted((n, m.query, m.max_age) for n, m in wanted.items()))
+        key = (source.base_url, source.collect_alerts, queries)
+        cached = self.cache.get(key)
+        if cached is not None and timedelta(0) <= now - cached[0] < SHARE_FOR:
+            return list(cached[1])
+        request = CollectRequest(now=now, deadline=DEADLINE_SECONDS, metrics=dict(wanted))
+        try:
+            facts = list(await source.collect(request))
+        except Exception as exc:  # a source bug must not let anything through: fail closed
+            LOG.warning("prometheus collection failed: %r", exc)
+            why = f"{source.where}: collection failed ({type(exc).__name__})"
+            facts = _unavailable_everything(why, wanted, now)
+        self.cache[key] = (now, tuple(facts))
+        for stale in [k for k, (at, _) in self.cache.items() if now - at >= SHARE_FOR]:
+            del self.cache[stale]
+        return facts
 
 
 def _split(
@@ -66,40 +122,6 @@ def _split(
         else:
             wanted[name] = MetricQuery(request.query, request.endpoint, request.max_age)
     return wanted, problems
-
-
-def _source(rt: Runtime, alerts: bool) -> PrometheusSource | str:
-    if not rt.prometheus_url or rt.http is None:
-        return NO_PROMETHEUS
-    try:
-        return PrometheusSource(rt.prometheus_url, rt.http, collect_alerts=alerts)
-    except FactError as exc:
-        return exc.message
-
-
-async def _shared(
-    rt: Runtime,
-    source: PrometheusSource,
-    wanted: Mapping[str, MetricQuery],
-    now: datetime,
-) -> list[CollectedFact]:
-    """One collection per (alerts?, queries) within SHARE_FOR; the facts are copied out."""
-    queries = tuple(sorted((n, m.query, m.max_age) for n, m in wanted.items()))
-    key = (source.base_url, source.collect_alerts, queries)
-    cached = rt.prometheus_cache.get(key)
-    if cached is not None and timedelta(0) <= now - cached[0] < SHARE_FOR:
-        return list(cached[1])
-    request = CollectRequest(now=now, deadline=DEADLINE_SECONDS, metrics=dict(wanted))
-    try:
-        facts = list(await source.collect(request))
-    except Exception as exc:  # a source bug must not let anything through: fail closed
-        LOG.warning("prometheus collection failed: %r", exc)
-        why = f"{source.where}: collection failed ({type(exc).__name__})"
-        facts = _unavailable_everything(why, wanted, now)
-    rt.prometheus_cache[key] = (now, tuple(facts))
-    for stale in [k for k, (at, _) in rt.prometheus_cache.items() if now - at >= SHARE_FOR]:
-        del rt.prometheus_cache[stale]
-    return facts
 
 
 def _unavailable_everything(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +37,7 @@ def prometheus(tmp_path: Path) -> Iterator[PrometheusServer]:
     yield from prometheus_process(tmp_path)
 
 
-def create_policy(world: World) -> None:
+def create_policy(world: World) -> dict[str, Any]:
     body = {
         "apiVersion": "tidegate.dev/v1alpha1", "kind": "RolloutPolicy",
         "metadata": {"name": "slo", "namespace": world.ns},
@@ -54,6 +56,7 @@ def create_policy(world: World) -> None:
     }  # fmt: skip
     status, answer = world.kube.request("POST", POLICIES.format(ns=world.ns), body)
     assert status == 201, answer
+    return body
 
 
 def started(kube: KubeCluster, clock: ManualClock, namespace: str, url: str) -> ControllerHarness:
@@ -138,3 +141,25 @@ def test_without_prometheus_a_policy_reading_it_blocks_and_says_why(
         assert all("--prometheus-url" in r["message"] for r in rules), rules
         assert "--prometheus-url" in world.condition("Ready")["message"]
         assert world.tags() == []
+
+
+def test_record_collects_the_alerts_and_metrics_the_policies_declare(
+    kube: KubeCluster, namespace: str, world: World, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    create_policy(world)
+    world.rollout()
+    wait_until(lambda: ratio_in_prometheus(prometheus, 0.25), 30, "the ratio scraped")
+    snapshot = tmp_path / "snapshot.json"
+    recorded = subprocess.run(
+        [str(Path(sys.executable).parent / "tidegate"), "record", "r", "-n", namespace,
+         "--kubeconfig", str(kube.admin_kubeconfig), "--prometheus-url", prometheus.base_url,
+         "--format", "json", "-o", str(snapshot)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert recorded.returncode == 0, recorded.stderr
+    facts = json.loads(snapshot.read_text())["facts"]
+    assert facts["metrics"] == {"errorRatio": 0.25}
+    assert facts["metricsMeta"]["errorRatio"]["query"] == "max(tidegate_checkout_error_ratio)"
+    names = {alert["name"] for alert in facts["alerts"]}
+    assert names, "the always-firing rule's alert is recorded"
+    assert RATE_ALERT not in names  # 0.25 < 0.5
