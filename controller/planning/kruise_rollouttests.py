@@ -151,7 +151,10 @@ def _without_job(
         if _stall_before(stall, cutoff):
             return status, None, now + STALE_STALL_WAIT
         if status.get("phase") in ("Pending", "Running"):
-            status = _cancelled(status, test, CREATION_SKIPPED, now)
+            # a Job that ran (``jobName``) and is gone was cancelled by the stall, whichever
+            # of its deletion and the status write landed first
+            ran = CANCEL_STALLED.format(stall.get("reason", "")) if status.get("jobName") else None
+            status = _cancelled(status, test, ran or CREATION_SKIPPED, now)
             if revision:
                 status["observedCanaryRevision"] = revision
         return status, None, None

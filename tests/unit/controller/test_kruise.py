@@ -567,6 +567,28 @@ def test_a_stall_from_before_the_retry_is_waited_out() -> None:
     assert (plan.status, plan.create_job, plan.requeue_at) == (None, None, at(23))
 
 
+def test_a_running_test_whose_job_is_gone_under_a_stall_reads_cancelled_by_it() -> None:
+    # the step gate deleted the Job before its Cancelled status landed (a 409 re-plan)
+    world = World()
+    world.add_test()
+    world.tests["smoke"]["status"] = {"phase": "Running", "jobName": "smoke-1"}
+    world.kruise["status"]["conditions"] = [
+        {
+            "type": "Stalled",
+            "status": "True",
+            "reason": "StepReadyTimeoutExceeded",
+            "message": "m",
+            "lastTransitionTime": stamp(10),
+        }
+    ]
+    plan = world.run("smoke", at(21))
+    assert plan.create_job is None
+    assert world.status()["phase"] == "Cancelled"
+    assert world.test_condition("Ready")["message"] == (
+        "Test job was cancelled because rollout is stalled (StepReadyTimeoutExceeded)"
+    )
+
+
 def test_a_fresh_stall_cancels_a_pending_test_without_a_job() -> None:
     world = World()
     world.add_test()
