@@ -301,6 +301,17 @@ def test_43_moving_on_cancels_a_running_test_and_keeps_a_succeeded_one() -> None
     assert "load-1" in world.deleted
 
 
+def timeout_stall(message: str, seconds: int) -> dict[str, str]:
+    """The Kruise Rollout's ``Stalled=True/StepReadyTimeoutExceeded`` condition since T0+seconds."""
+    return {
+        "type": "Stalled",
+        "status": "True",
+        "reason": "StepReadyTimeoutExceeded",
+        "message": message,
+        "lastTransitionTime": stamp(seconds),
+    }
+
+
 # --- scenario 44: retry -----------------------------------------------------------------------
 
 
@@ -489,15 +500,7 @@ def test_tests_on_the_last_step_never_run() -> None:
         assert world.run("final", at(0)).create_job is None
         assert world.status("final")["phase"] == "WaitingForStep"
     world.kruise["status"]["phase"] = "Healthy"
-    world.kruise["status"]["conditions"] = [
-        {
-            "type": "Stalled",
-            "status": "True",
-            "reason": "StepReadyTimeoutExceeded",
-            "message": "old",
-            "lastTransitionTime": stamp(0),
-        }
-    ]
+    world.kruise["status"]["conditions"] = [timeout_stall("old", 0)]
     plan = world.gate(at(5))
     assert (plan.approve, plan.annotations) == ((), {})
     stalled = world.condition("Stalled")
@@ -554,15 +557,7 @@ def test_a_stall_from_before_the_retry_is_waited_out() -> None:
     world = World()
     world.add_test()
     world.link("Deploying", retry=at(20))
-    world.kruise["status"]["conditions"] = [
-        {
-            "type": "Stalled",
-            "status": "True",
-            "reason": "StepReadyTimeoutExceeded",
-            "message": "m",
-            "lastTransitionTime": stamp(10),
-        }
-    ]
+    world.kruise["status"]["conditions"] = [timeout_stall("m", 10)]
     plan = world.run("smoke", at(21))
     assert (plan.status, plan.create_job, plan.requeue_at) == (None, None, at(23))
 
@@ -572,15 +567,7 @@ def test_a_running_test_whose_job_is_gone_under_a_stall_reads_cancelled_by_it() 
     world = World()
     world.add_test()
     world.tests["smoke"]["status"] = {"phase": "Running", "jobName": "smoke-1"}
-    world.kruise["status"]["conditions"] = [
-        {
-            "type": "Stalled",
-            "status": "True",
-            "reason": "StepReadyTimeoutExceeded",
-            "message": "m",
-            "lastTransitionTime": stamp(10),
-        }
-    ]
+    world.kruise["status"]["conditions"] = [timeout_stall("m", 10)]
     plan = world.run("smoke", at(21))
     assert plan.create_job is None
     assert world.status()["phase"] == "Cancelled"
@@ -593,15 +580,7 @@ def test_a_fresh_stall_cancels_a_pending_test_without_a_job() -> None:
     world = World()
     world.add_test()
     world.tests["smoke"]["status"] = {"phase": "Pending"}
-    world.kruise["status"]["conditions"] = [
-        {
-            "type": "Stalled",
-            "status": "True",
-            "reason": "StepReadyTimeoutExceeded",
-            "message": "m",
-            "lastTransitionTime": stamp(10),
-        }
-    ]
+    world.kruise["status"]["conditions"] = [timeout_stall("m", 10)]
     plan = world.run("smoke", at(21))
     assert plan.create_job is None
     assert world.status()["phase"] == "Cancelled"
@@ -623,15 +602,8 @@ def test_an_invalid_step_duration_posts_a_warning_and_stops_the_pass() -> None:
 
 def test_a_stall_naming_another_canary_is_cleared() -> None:
     world = World()
-    world.kruise["status"]["conditions"] = [
-        {
-            "type": "Stalled",
-            "status": "True",
-            "reason": "StepReadyTimeoutExceeded",
-            "message": "Step 1 step-ready-timeout (1m0s) exceeded at x for canary old. Rollout…",
-            "lastTransitionTime": stamp(0),
-        }
-    ]
+    other = "Step 1 step-ready-timeout (1m0s) exceeded at x for canary old. Rollout…"
+    world.kruise["status"]["conditions"] = [timeout_stall(other, 0)]
     world.gate(at(1))
     stalled = world.condition("Stalled")
     assert stalled is not None
