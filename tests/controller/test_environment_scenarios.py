@@ -167,6 +167,16 @@ class App:
             for d in github.deployments()
         )  # fmt: skip
 
+    def held_prod(
+        self, wait: Any, relationship: str | None = "After",
+        annotations: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        """prod: a Rollout held by its own gate (candidates stay) behind staging, started."""
+        self.rollout("prod", hold=True)
+        edge = {"environment": "staging", "type": relationship} if relationship else None
+        self.environment("prod", "prod", relationship=edge, annotations=annotations)
+        self.start("prod", wait)
+
     def start(self, rollout: str, wait: Any) -> None:
         """Deploys 1.0.0 (a first deploy skips gates, §4.1 step 10), then observes 1.1.0."""
         self.observe(rollout, "1.0.0")
@@ -371,9 +381,7 @@ def test_39_parallel_allows_a_deployed_upstream_and_parallel_mode_after_restores
     clock: ManualClock, controller: ControllerHarness,
 ) -> None:  # fmt: skip
     app = App(kube, namespace, registry)
-    app.rollout("prod", hold=True)
-    app.environment("prod", "prod", relationship={"environment": "staging", "type": "Parallel"})
-    app.start("prod", controller.wait_until)
+    app.held_prod(controller.wait_until, "Parallel")
     first = seed(github, "staging", 1, "1.1.0", ("in_progress", "Deploying", timedelta(0)),
                  start=clock.now())  # fmt: skip
     clock.advance(timedelta(minutes=1))
@@ -407,10 +415,7 @@ def test_40_soak_opens_the_gate_at_the_exact_instant(
     clock: ManualClock, controller: ControllerHarness,
 ) -> None:  # fmt: skip
     app = App(kube, namespace, registry)
-    app.rollout("prod", hold=True)
-    app.environment("prod", "prod", relationship={"environment": "staging", "type": "After"},
-                    annotations={"tidegate.dev/soak": "24h"})  # fmt: skip
-    app.start("prod", controller.wait_until)
+    app.held_prod(controller.wait_until, annotations={"tidegate.dev/soak": "24h"})
     start = clock.now()
     seed(github, "staging", 1, "1.1.0",
          ("in_progress", "Baking in progress: Bake started, monitoring for errors.", timedelta(0)),
@@ -433,10 +438,7 @@ def test_40_an_upstream_that_moved_on_before_the_soak_never_qualifies(
     clock: ManualClock, controller: ControllerHarness,
 ) -> None:  # fmt: skip
     app = App(kube, namespace, registry)
-    app.rollout("prod", hold=True)
-    app.environment("prod", "prod", relationship={"environment": "staging", "type": "After"},
-                    annotations={"tidegate.dev/soak": "24h"})  # fmt: skip
-    app.start("prod", controller.wait_until)
+    app.held_prod(controller.wait_until, annotations={"tidegate.dev/soak": "24h"})
     start = clock.now()
     seed(github, "staging", 1, "1.1.0", ("in_progress", "Baking in progress", timedelta(0)),
          ("success", "Bake succeeded", HOUR), start=start)  # fmt: skip
@@ -453,10 +455,8 @@ def test_41_fan_in_any_needs_one_upstream_and_all_needs_every_one(
     clock: ManualClock, controller: ControllerHarness,
 ) -> None:  # fmt: skip
     app = App(kube, namespace, registry)
-    app.rollout("prod", hold=True)
-    app.environment("prod", "prod", annotations={"tidegate.dev/upstreams": "eu,us",
-                                                 "tidegate.dev/upstreams-mode": "any"})  # fmt: skip
-    app.start("prod", controller.wait_until)
+    app.held_prod(controller.wait_until, None, {"tidegate.dev/upstreams": "eu,us",
+                                                "tidegate.dev/upstreams-mode": "any"})  # fmt: skip
     seed(github, "eu", 1, "1.1.0", ("success", "Bake succeeded", timedelta(0)), start=clock.now())
     clock.advance(timedelta(minutes=1))
     controller.wait_until(lambda: app.allowed("prod") == ["1.1.0"], what="any: eu is enough")
@@ -552,9 +552,7 @@ def test_github_errors_fail_closed_and_name_the_cause(
     clock: ManualClock, controller: ControllerHarness,
 ) -> None:  # fmt: skip
     app = App(kube, namespace, registry)
-    app.rollout("prod", hold=True)
-    app.environment("prod", "prod", relationship={"environment": "staging", "type": "After"})
-    app.start("prod", controller.wait_until)
+    app.held_prod(controller.wait_until)
     seed(github, "staging", 1, "1.1.0", ("success", "Bake succeeded", timedelta(0)),
          start=clock.now())  # fmt: skip
     clock.advance(timedelta(minutes=1))
