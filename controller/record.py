@@ -96,7 +96,7 @@ def RECORD(argv: list[str], streams: Streams) -> int:
 async def _record(args: argparse.Namespace, connection: Any, token_path: Any) -> str:
     from controller.applying import KindUnavailable, Writer
     from controller.planning import observe, prepare
-    from controller.planning.facts import facts_of
+    from controller.planning.facts import facts_of, with_collected
     from controller.stores import Stores
     from evaluators.clock import SystemClock
 
@@ -122,7 +122,7 @@ async def _record(args: argparse.Namespace, connection: Any, token_path: Any) ->
     facts = facts_of(observed, prepared, now)
     if args.prometheus_url:
         extra = await _prometheus_facts(stores, args, facts.values, now)
-        facts = facts_of(observed, prepared, now, extra)
+        facts = with_collected(facts, extra)
     return _dump(_not_collected(facts), now, args)
 
 

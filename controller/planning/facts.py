@@ -8,6 +8,7 @@ Kuberik roots come from the planned status, ``flux``, ``kruise`` and
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,12 +24,7 @@ from policy_engine.model import facts as model
 from policy_engine.model.paths import FactPath
 
 
-def facts_of(
-    observed: Observed,
-    prepared: Prepared,
-    now: datetime,
-    extra: Sequence[CollectedFact] = (),
-) -> FactSet:
+def facts_of(observed: Observed, prepared: Prepared, now: datetime) -> FactSet:
     """The FactSet of the prepared Rollout: Kuberik roots from the planned status, linked roots."""
     collected = rollout_facts(
         observed.rollout,
@@ -41,7 +37,18 @@ def facts_of(
         environment=observed.linked.environments.name if observed.linked.environments else None,
     )
     linked, provenance = linked_facts(observed.linked, prepared.history, now)
-    return assemble([*collected, *linked, *extra], now, observed.key, provenance)
+    return assemble([*collected, *linked], now, observed.key, provenance)
+
+
+def with_collected(facts: FactSet, extra: Sequence[CollectedFact]) -> FactSet:
+    """``facts`` plus roots collected afterwards (e.g. Prometheus'), which it does not hold."""
+    added = assemble(extra, facts.now, None)
+    return dataclasses.replace(
+        facts,
+        values={**facts.values, **added.values},
+        errors=(*facts.errors, *added.errors),
+        provenance={**facts.provenance, **added.provenance},
+    )
 
 
 def assemble(

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from controller.api.actions import ROLLOUTS, ObjectKey, Plan
 from controller.applying import ApplyConflict
 from controller.planning import Prepared, decide, observe, prepare, recording
-from controller.planning.facts import facts_of
+from controller.planning.facts import facts_of, with_collected
 from controller.planning.linked import LINKED_ROOTS
 from controller.planning.observing import Observed
 from controller.policies import PolicyEngine, PolicySet
@@ -69,7 +69,7 @@ async def _facts(
         return facts
     roots = policy_set.roots_read
     extra = await prometheus_facts(rt, policy_set.policies, roots, facts.values, now)
-    return facts_of(observed, prepared, now, extra)
+    return with_collected(facts, extra)
 
 
 def _record(
