@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from evaluators.base import Object, ObjectReader
@@ -42,11 +42,12 @@ class PolicySet:
 
     policies: tuple[CompiledPolicy, ...]
     problems: tuple[str, ...] = ()
+    roots_read: frozenset[str] = field(init=False)
+    """Fact roots any rule, variable or matchCondition of these policies reads."""
 
-    @property
-    def roots_read(self) -> frozenset[str]:
-        """Fact roots any rule, variable or matchCondition of these policies reads."""
-        return frozenset(str(path[0]) for policy in self.policies for path in _policy_reads(policy))
+    def __post_init__(self) -> None:
+        roots = frozenset(str(path[0]) for p in self.policies for path in _policy_reads(p))
+        object.__setattr__(self, "roots_read", roots)
 
 
 def _policy_reads(policy: CompiledPolicy) -> Iterator[FactPath]:
